@@ -1,0 +1,171 @@
+// Command sluice is an API gateway.
+//
+//	sluice run --config FILE        run the gateway (-c FILE; default sluice.yaml)
+//	sluice validate --config FILE   check a config: prints ok, or every problem as FILE:LINE:COL: field: message
+//	sluice demo [--config FILE]     run the quickstart with two demo backends (examples/quickstart.yaml)
+//	sluice version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/sluice-gw/sluice/internal/config"
+	"github.com/sluice-gw/sluice/internal/gateway"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  sluice run --config FILE        run the gateway (-c FILE; default sluice.yaml)
+  sluice validate --config FILE   check a config file
+  sluice demo [--config FILE]     run examples/quickstart.yaml with its two demo backends
+  sluice version
+`)
+}
+
+func run(argv []string, stdout, stderr io.Writer) int {
+	if len(argv) == 0 {
+		usage(stderr)
+		return 2
+	}
+	cmd, rest := argv[0], argv[1:]
+	switch cmd {
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "sluice", versionString())
+		return 0
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	case "run", "validate", "demo":
+	default:
+		fmt.Fprintf(stderr, "sluice: unknown command %q\n", cmd)
+		usage(stderr)
+		return 2
+	}
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := "sluice.yaml"
+	if cmd == "demo" {
+		def = "examples/quickstart.yaml"
+	}
+	var path string
+	fs.StringVar(&path, "config", def, "config file")
+	fs.StringVar(&path, "c", def, "config file (shorthand)")
+	if err := fs.Parse(rest); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sluice %s: unexpected argument %q\n", cmd, fs.Arg(0))
+		return 2
+	}
+	switch cmd {
+	case "validate":
+		return validate(path, stdout, stderr)
+	case "demo":
+		return demo(path, stdout, stderr)
+	}
+	return serve(path, stderr)
+}
+
+func validate(path string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(path)
+	if err == nil {
+		_, err = gateway.Build(cfg, nil)
+	}
+	if err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			fmt.Fprintln(stdout, errs.Error())
+		} else {
+			fmt.Fprintf(stdout, "%s: %v\n", path, err)
+		}
+		return 1
+	}
+	fmt.Fprintln(stdout, "ok")
+	return 0
+}
+
+// serve runs the gateway until SIGTERM or SIGINT, then drains; a second
+// signal ends the drain at once.
+func serve(path string, stderr io.Writer) int {
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	log := newLogger(cfg.Log, stderr)
+	ctx, force := signals(log)
+	g, err := gateway.StartConfig(path, cfg, log)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	for {
+		select {
+		case <-hup:
+			g.Reload()
+			continue
+		case <-ctx.Done():
+		case <-g.Draining():
+		}
+		break
+	}
+	log.Info("drain started")
+	log.Info(g.Stop(force))
+	return 0
+}
+
+// signals returns a context cancelled by the first SIGTERM/SIGINT and one
+// cancelled by the second.
+func signals(log *slog.Logger) (first, second context.Context) {
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	first, stop1 := context.WithCancel(context.Background())
+	second, stop2 := context.WithCancel(context.Background())
+	go func() {
+		s := <-ch
+		log.Info("signal received, draining", "signal", s.String())
+		stop1()
+		s = <-ch
+		log.Warn("second signal, exiting now", "signal", s.String())
+		stop2()
+	}()
+	return first, second
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func versionString() string {
+	if version != "dev" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return version
+}

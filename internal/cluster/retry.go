@@ -1,0 +1,138 @@
+package cluster
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-gw/sluice/internal/pool"
+)
+
+// Policy is a route's retry and timeout policy.
+type Policy struct {
+	// Attempts is the number of tries including the first (1 = no retry).
+	Attempts int
+	// ResponseTimeout bounds the wait for response headers over all tries. 0 = none.
+	ResponseTimeout time.Duration
+	// PerTryTimeout bounds the wait for response headers of one try. 0 = none.
+	PerTryTimeout time.Duration
+	BackoffBase   time.Duration
+	BackoffMax    time.Duration
+	// Statuses are response codes retried for idempotent requests.
+	Statuses []int
+	// RetryNonIdempotent lets requests of any method be replayed after a
+	// reset before any response (the route says its backend tolerates it).
+	RetryNonIdempotent bool
+	// BufferLimit is the largest request body kept for replay. Default 64 KiB.
+	BufferLimit int64
+	// Budget limits the share of retries among the requests in flight; nil
+	// uses the cluster's.
+	Budget *Budget
+}
+
+// DefaultPolicy is what a route gets without a retry block.
+var DefaultPolicy = Policy{
+	Attempts:        3,
+	ResponseTimeout: 30 * time.Second,
+	BackoffBase:     25 * time.Millisecond,
+	BackoffMax:      250 * time.Millisecond,
+	BufferLimit:     64 << 10,
+}
+
+// idempotent reports whether r may be sent twice without changing the
+// outcome: by method (RFC 9110 §9.2.2), or because the client gave an
+// Idempotency-Key.
+func idempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
+		return true
+	}
+	return r.Header.Get("Idempotency-Key") != ""
+}
+
+// Decision is whether and how to retry a failed try.
+type Decision uint8
+
+const (
+	NoRetry Decision = iota
+	// RetryNow: nothing reached the backend (or a fresh connection is all
+	// that is needed); retry at once, on another endpoint when there is one.
+	RetryNow
+	// RetryBackoff: retry after a backoff.
+	RetryBackoff
+)
+
+// decide is the retry decision table: what failed (e's stage), whether the
+// request could have been processed, and whether it is safe to process twice.
+// replayable says the body can be sent again (buffered or empty).
+func decide(e *pool.Error, idem, replayable bool, p *Policy) Decision {
+	switch {
+	case e.Stage == pool.StageClientBody:
+		return NoRetry // the client's fault; nothing to retry
+	case e.Stage == pool.StageWait || e.Stage == pool.StageDial:
+		return RetryNow // nothing sent, body untouched: safe for any method
+	case !replayable:
+		return NoRetry // the body is gone
+	case e.Stage == pool.StageWrite && e.Written == 0:
+		return RetryNow // nothing reached the backend
+	case e.Stage > pool.StageHeaders:
+		return NoRetry // the response had begun
+	case !idem && !p.RetryNonIdempotent:
+		return NoRetry // the backend may have acted on it
+	case e.Peer && e.Reused:
+		return RetryNow // a reused connection died under the request: a fresh one is the cure
+	default:
+		return RetryBackoff // timeouts, resets on fresh connections, garbled headers
+	}
+}
+
+// backoff returns the wait before retry n (1-based): full jitter over an
+// exponentially growing window, capped.
+func backoff(p *Policy, n int) time.Duration {
+	if p.BackoffBase <= 0 {
+		return 0
+	}
+	w := p.BackoffBase << (n - 1)
+	if w > p.BackoffMax || w <= 0 {
+		w = p.BackoffMax
+	}
+	return time.Duration(rand.Int64N(int64(w)) + 1)
+}
+
+// Budget keeps retries to a share of the requests in flight, so that retries
+// never multiply an outage: a retry may start while retries in flight are
+// below max(minRetries, percent% of active requests).
+type Budget struct {
+	percent    int64
+	minRetries int64
+	active     atomic.Int64
+	retrying   atomic.Int64
+	exhausted  atomic.Uint64
+}
+
+func (b *Budget) try() bool {
+	allowed := b.active.Load() * b.percent / 100
+	if allowed < b.minRetries {
+		allowed = b.minRetries
+	}
+	if b.retrying.Add(1) > allowed {
+		b.retrying.Add(-1)
+		b.exhausted.Add(1)
+		return false
+	}
+	return true
+}
+
+func (b *Budget) done() { b.retrying.Add(-1) }
+
+// NewBudget returns a retry budget of percent% of requests in flight, never below minRetries.
+func NewBudget(percent, minRetries int) *Budget {
+	if percent < 0 {
+		percent = 0
+	}
+	return &Budget{percent: int64(percent), minRetries: int64(minRetries)}
+}
+
+// Exhausted counts retries refused by the budget.
+func (b *Budget) Exhausted() uint64 { return b.exhausted.Load() }

@@ -1,0 +1,87 @@
+// Package exchange carries what one request accumulates on its way through
+// the gateway: the route it matched, its path variables, the endpoint that
+// served it, how many tries it took, and why it failed. The proxy creates one
+// per request and puts it in the request context; filters and the cluster
+// read and fill it; the access log and metrics report it.
+package exchange
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// Var is a path or host variable captured by a route predicate.
+type Var struct{ Name, Value string }
+
+// Exchange is one request's record. It is owned by the request's goroutine.
+type Exchange struct {
+	Start    time.Time
+	RouteID  string
+	Vars     []Var
+	Client   netip.Addr // the client, after trusted proxies
+	Host     string     // the Host the client asked for
+	Upstream string
+	Endpoint string // the endpoint of the last try
+	Attempts int
+	Reason   string // why the request failed or was answered by the gateway; "" = proxied
+	// PreserveHost asks the cluster to send the client's Host instead of the endpoint's.
+	PreserveHost bool
+}
+
+// Var returns the value of a captured variable.
+func (e *Exchange) Var(name string) (string, bool) {
+	for _, v := range e.Vars {
+		if v.Name == name {
+			return v.Value, true
+		}
+	}
+	return "", false
+}
+
+type key struct{}
+
+// With returns ctx carrying e.
+func With(ctx context.Context, e *Exchange) context.Context { return context.WithValue(ctx, key{}, e) }
+
+// From returns the exchange in ctx, or nil.
+func From(ctx context.Context) *Exchange {
+	e, _ := ctx.Value(key{}).(*Exchange)
+	return e
+}
+
+// Error is a failure the gateway answers itself. Status is the HTTP status
+// the client gets; Reason is the short code the response body, the access
+// log and the metrics carry.
+type Error struct {
+	Status int
+	Reason string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return e.Reason
+	}
+	return e.Reason + ": " + e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Reasons, in the spirit of Envoy's response flags.
+const (
+	NoRoute                 = "no_route"
+	BadRequest              = "bad_request"
+	UpstreamConnectFailure  = "upstream_connect_failure"
+	UpstreamConnectTimeout  = "upstream_connect_timeout"
+	UpstreamResetBeforeResp = "upstream_reset_before_response"
+	UpstreamResetAfterStart = "upstream_reset_after_response_started"
+	UpstreamBadResponse     = "upstream_bad_response"
+	ResponseTimeout         = "response_timeout"
+	NoHealthyUpstream       = "no_healthy_upstream"
+	UpstreamOverflow        = "upstream_overflow"
+	RetryBudgetExhausted    = "retry_budget_exhausted"
+	ClientBodyError         = "downstream_body_error"
+	ClientCanceled          = "downstream_canceled"
+	BodyTooLarge            = "request_body_too_large"
+)

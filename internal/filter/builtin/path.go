@@ -1,0 +1,97 @@
+package builtin
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/sluice-gw/sluice/internal/args"
+	"github.com/sluice-gw/sluice/internal/exchange"
+	"github.com/sluice-gw/sluice/internal/filter"
+)
+
+// StripPrefix=N removes the first N path segments.
+var stripPrefix = filter.Factory{
+	Fields: []string{"parts"},
+	New: func(a args.Args) (filter.Filter, error) {
+		n, err := a.Int("parts", 1)
+		if err != nil {
+			return nil, err
+		}
+		if n < 0 {
+			return nil, fmt.Errorf("parts: must be 0 or more, got %d", n)
+		}
+		return filter.Request(func(r *http.Request) { r.URL.Path = strip(r.URL.Path, n) }), nil
+	},
+}
+
+func strip(p string, n int) string {
+	rest := p
+	for i := 0; i < n; i++ {
+		rest = strings.TrimPrefix(rest, "/")
+		j := strings.IndexByte(rest, '/')
+		if j < 0 {
+			return "/"
+		}
+		rest = rest[j:]
+	}
+	return rest
+}
+
+// PrefixPath=/api adds a prefix to the path.
+var prefixPath = filter.Factory{
+	Fields: []string{"prefix"},
+	New: func(a args.Args) (filter.Filter, error) {
+		pre, err := a.Required("prefix")
+		if err != nil {
+			return nil, err
+		}
+		if !strings.HasPrefix(pre, "/") {
+			return nil, fmt.Errorf("prefix: %q must start with /", pre)
+		}
+		pre = strings.TrimSuffix(pre, "/")
+		return filter.Request(func(r *http.Request) { r.URL.Path = pre + r.URL.Path }), nil
+	},
+}
+
+// SetPath=/foo/{segment} replaces the path, filling in the route's variables.
+var setPath = filter.Factory{
+	Fields: []string{"template"},
+	New: func(a args.Args) (filter.Filter, error) {
+		t, err := a.Required("template")
+		if err != nil {
+			return nil, err
+		}
+		return filter.Request(func(r *http.Request) {
+			r.URL.Path = expand(t, exchange.From(r.Context()))
+		}), nil
+	},
+}
+
+// expand replaces {name} with the exchange's variables; unknown names stay as they are.
+func expand(t string, ex *exchange.Exchange) string {
+	if ex == nil || !strings.Contains(t, "{") {
+		return t
+	}
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(t, '{')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(t[i:], '}')
+		if j < 0 {
+			break
+		}
+		b.WriteString(t[:i])
+		name := t[i+1 : i+j]
+		if v, ok := ex.Var(name); ok {
+			b.WriteString(v)
+		} else {
+			b.WriteString(t[i : i+j+1])
+		}
+		t = t[i+j+1:]
+	}
+	b.WriteString(t)
+	return b.String()
+}

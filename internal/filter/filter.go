@@ -1,0 +1,68 @@
+// Package filter defines how a route's filters act on a request and its
+// response. A filter wraps the rest of the chain the way an
+// http.RoundTripper middleware does: it may change the request, call next
+// (at most once), change the response, or answer by itself.
+package filter
+
+import (
+	"net/http"
+
+	"github.com/sluice-gw/sluice/internal/args"
+)
+
+// A Filter does one thing to a request or its response. It is built once per
+// route and must be safe for concurrent use. To answer without calling next,
+// return a response (e.g. a redirect) or an *exchange.Error.
+type Filter interface {
+	RoundTrip(r *http.Request, next http.RoundTripper) (*http.Response, error)
+}
+
+// Func adapts a function to a Filter.
+type Func func(r *http.Request, next http.RoundTripper) (*http.Response, error)
+
+func (f Func) RoundTrip(r *http.Request, next http.RoundTripper) (*http.Response, error) {
+	return f(r, next)
+}
+
+// Request adapts a request-only edit to a Filter.
+type Request func(r *http.Request)
+
+func (f Request) RoundTrip(r *http.Request, next http.RoundTripper) (*http.Response, error) {
+	f(r)
+	return next.RoundTrip(r)
+}
+
+// Response adapts a response-only edit (headers, status) to a Filter.
+type Response func(resp *http.Response)
+
+func (f Response) RoundTrip(r *http.Request, next http.RoundTripper) (*http.Response, error) {
+	resp, err := next.RoundTrip(r)
+	if err == nil {
+		f(resp)
+	}
+	return resp, err
+}
+
+// A Factory builds one kind of filter from its arguments. Fields lists the
+// argument names in shortcut order (see args.Spec.Bind).
+type Factory struct {
+	Fields []string
+	New    func(a args.Args) (Filter, error)
+}
+
+// Chain returns a RoundTripper that runs filters in order, then last.
+// Building the chain allocates; running it does not.
+func Chain(filters []Filter, last http.RoundTripper) http.RoundTripper {
+	rt := last
+	for i := len(filters) - 1; i >= 0; i-- {
+		rt = link{filters[i], rt}
+	}
+	return rt
+}
+
+type link struct {
+	f    Filter
+	next http.RoundTripper
+}
+
+func (l link) RoundTrip(r *http.Request) (*http.Response, error) { return l.f.RoundTrip(r, l.next) }

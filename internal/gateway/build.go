@@ -1,0 +1,293 @@
+// Package gateway is the composition root: it turns a Config into the live
+// objects of the data path (routes, filter chains, clusters, pools) and runs
+// them. It is the only package that sees both the config and the data path.
+package gateway
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/sluice-gw/sluice/internal/balance"
+	"github.com/sluice-gw/sluice/internal/cluster"
+	"github.com/sluice-gw/sluice/internal/config"
+	"github.com/sluice-gw/sluice/internal/endpoint"
+	"github.com/sluice-gw/sluice/internal/filter"
+	"github.com/sluice-gw/sluice/internal/filter/builtin"
+	"github.com/sluice-gw/sluice/internal/pool"
+	"github.com/sluice-gw/sluice/internal/proxy"
+	"github.com/sluice-gw/sluice/internal/route"
+)
+
+// Runtime is what one config built: the routing table and the clusters.
+type Runtime struct {
+	Config   *config.Config
+	Table    *proxy.Table
+	Clusters map[string]*cluster.Cluster
+	// defs remembers each cluster's definition, to keep unchanged clusters across reloads.
+	defs map[string]*config.Upstream
+}
+
+// ClusterList returns the clusters sorted by name.
+func (rt *Runtime) ClusterList() []*cluster.Cluster {
+	names := make([]string, 0, len(rt.Clusters))
+	for n := range rt.Clusters {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]*cluster.Cluster, len(names))
+	for i, n := range names {
+		out[i] = rt.Clusters[n]
+	}
+	return out
+}
+
+// Build compiles cfg. Clusters of prev whose definition did not change are
+// kept as they are (pools, health, counters); the caller drains the others
+// once the new runtime is in service (see Retire). Every problem is reported
+// as config.Errors, positioned in the file.
+func Build(cfg *config.Config, prev *Runtime) (*Runtime, error) {
+	var errs config.Errors
+	rt := &Runtime{Config: cfg, Clusters: map[string]*cluster.Cluster{}, defs: map[string]*config.Upstream{}}
+	for name, u := range cfg.Upstreams {
+		if prev != nil {
+			if old, ok := prev.defs[name]; ok && reflect.DeepEqual(stripLoc(old), stripLoc(u)) {
+				rt.Clusters[name] = prev.Clusters[name]
+				rt.defs[name] = u
+				continue
+			}
+		}
+		c, err := newCluster(name, u)
+		if err != nil {
+			errs = append(errs, cfg.Errorf(u.Pos, u.Path, "%v", err))
+			continue
+		}
+		rt.Clusters[name] = c
+		rt.defs[name] = u
+	}
+
+	preds := route.Predicates()
+	filters := builtin.Filters()
+	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies}
+	defaults, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters)
+	errs = append(errs, ferrs...)
+	var routes []route.Route
+	table := &proxy.Table{}
+	for _, r := range cfg.Routes {
+		env.RouteID = r.ID
+		rr := route.Route{ID: r.ID, Order: r.Order}
+		for _, d := range r.Predicates {
+			f, ok := preds[d.Name]
+			if !ok {
+				errs = append(errs, cfg.Errorf(d.Pos, d.Path, "unknown predicate %q%s", d.Name, suggest(d.Name, keys(preds))))
+				continue
+			}
+			a, err := d.Bind(f.Fields)
+			if err == nil {
+				var p route.Predicate
+				if p, err = f.New(a, env); err == nil {
+					rr.Predicates = append(rr.Predicates, p)
+					continue
+				}
+			}
+			errs = append(errs, cfg.Errorf(d.Pos, d.Path, "%s: %v", d.Name, err))
+		}
+		own, ferrs := buildFilters(cfg, r.Filters, filters)
+		errs = append(errs, ferrs...)
+		c := rt.Clusters[r.Upstream]
+		policy := &cluster.Policy{
+			Attempts:           r.Retry.Attempts,
+			ResponseTimeout:    r.ResponseTimeout,
+			PerTryTimeout:      r.Retry.PerTryTimeout,
+			BackoffBase:        r.Retry.Backoff.Base,
+			BackoffMax:         r.Retry.Backoff.Max,
+			Statuses:           r.Retry.Statuses,
+			RetryNonIdempotent: r.Retry.RetryNonIdempotent,
+			Budget:             cluster.NewBudget(r.Retry.BudgetPercent, r.Retry.MinRetries),
+		}
+		chain := filter.Chain(slices.Concat(defaults, own), &proxy.Forward{Cluster: c, Policy: policy})
+		routes = append(routes, rr)
+		table.Routes = append(table.Routes, &proxy.Route{ID: r.ID, Upstream: r.Upstream, Chain: chain, MaxBodySize: r.MaxBodySize})
+	}
+	if len(errs) == 0 {
+		m, err := route.NewTable(routes)
+		if err != nil {
+			errs = append(errs, cfg.Errorf(config.Pos{Line: 1, Col: 1}, "routes", "%v", err))
+		}
+		table.Match = m
+	}
+	if len(errs) > 0 {
+		// Clusters made for this build were never used: release them.
+		for name, c := range rt.Clusters {
+			if prev == nil || prev.Clusters[name] != c {
+				c.Close()
+			}
+		}
+		return nil, errs
+	}
+	rt.Table = table
+	return rt, nil
+}
+
+// Retire drains the clusters of old that next no longer uses.
+func Retire(old, next *Runtime) {
+	if old == nil {
+		return
+	}
+	for name, c := range old.Clusters {
+		if next.Clusters[name] != c {
+			c.Close()
+		}
+	}
+}
+
+func buildFilters(cfg *config.Config, defs []config.Definition, reg map[string]filter.Factory) ([]filter.Filter, config.Errors) {
+	var out []filter.Filter
+	var errs config.Errors
+	for _, d := range defs {
+		f, ok := reg[d.Name]
+		if !ok {
+			errs = append(errs, cfg.Errorf(d.Pos, d.Path, "unknown filter %q%s", d.Name, suggest(d.Name, keys(reg))))
+			continue
+		}
+		a, err := d.Bind(f.Fields)
+		if err == nil {
+			var fl filter.Filter
+			if fl, err = f.New(a); err == nil {
+				out = append(out, fl)
+				continue
+			}
+		}
+		errs = append(errs, cfg.Errorf(d.Pos, d.Path, "%s: %v", d.Name, err))
+	}
+	return out, errs
+}
+
+func newCluster(name string, u *config.Upstream) (*cluster.Cluster, error) {
+	picker, err := balance.New(u.Balancer, u.HashOn.String())
+	if err != nil {
+		return nil, err
+	}
+	if u.Protocol != "" && u.Protocol != "http1" {
+		return nil, fmt.Errorf("protocol %q is not supported by this build yet (use http1)", u.Protocol)
+	}
+	var tcfg *tls.Config
+	if u.TLS != nil {
+		if tcfg, err = tlsConfig(u.TLS); err != nil {
+			return nil, err
+		}
+	}
+	popt := pool.Options{
+		ConnectTimeout:     u.ConnectTimeout,
+		MaxIdleTime:        u.Pool.MaxIdleTime,
+		MaxLifetime:        u.Pool.MaxLifetime,
+		MaxConnections:     u.Pool.MaxConnections,
+		MaxRequestsPerConn: u.Pool.MaxRequestsPerConnection,
+	}
+	c := cluster.New(cluster.Options{
+		Name:   name,
+		Picker: picker,
+		NewPool: func(addr string) *pool.Pool {
+			o := popt
+			o.Addr = addr
+			if tcfg != nil {
+				t := tcfg.Clone()
+				if t.ServerName == "" {
+					t.ServerName, _, _ = net.SplitHostPort(addr)
+				}
+				o.TLS = t
+			}
+			return pool.New(o)
+		},
+		SlowStart:           u.SlowStart,
+		ConsecutiveFailures: u.OutlierDetection.ConsecutiveFailures,
+		BaseEjection:        u.OutlierDetection.BaseEjectionTime,
+		MaxEjectionPercent:  u.OutlierDetection.MaxEjectionPercent,
+	})
+	specs := make([]endpoint.Spec, len(u.Endpoints))
+	for i, e := range u.Endpoints {
+		specs[i] = endpoint.Spec{Addr: e.Address, Weight: e.Weight}
+	}
+	c.SetEndpoints(specs)
+	return c, nil
+}
+
+func tlsConfig(t *config.TLS) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file %s: no PEM certificate found", t.CAFile)
+		}
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+// stripLoc returns u without its position, for comparing definitions.
+func stripLoc(u *config.Upstream) config.Upstream {
+	c := *u
+	c.Pos = config.Pos{}
+	c.Path = ""
+	return c
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// suggest returns " (did you mean X?)" for the closest known name, if close.
+func suggest(name string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := distance(strings.ToLower(name), strings.ToLower(k)); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return " (did you mean " + best + "?)"
+}
+
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+

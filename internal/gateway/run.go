@@ -1,0 +1,239 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sluice-gw/sluice/internal/admin"
+	"github.com/sluice-gw/sluice/internal/cluster"
+	"github.com/sluice-gw/sluice/internal/config"
+	"github.com/sluice-gw/sluice/internal/metrics"
+	"github.com/sluice-gw/sluice/internal/proxy"
+	"github.com/sluice-gw/sluice/internal/server"
+)
+
+// Gateway is a running Sluice: listeners, admin port, the current runtime.
+type Gateway struct {
+	path    string
+	log     *slog.Logger
+	proxy   *proxy.Handler
+	server  *server.Server
+	admin   *admin.Admin
+	adminLn net.Listener
+	adminSv *http.Server
+	drainer *server.Drainer
+	metrics *metrics.Metrics
+
+	mu      sync.Mutex // serialises reloads
+	runtime *Runtime
+	drainCh chan struct{}
+	once    sync.Once
+}
+
+// Start loads the config at path, binds the listeners and starts serving.
+func Start(path string, log *slog.Logger) (*Gateway, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return StartConfig(path, cfg, log)
+}
+
+// StartConfig starts a gateway on an already parsed config. path is used for reloads.
+func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+	rt, err := Build(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{path: path, log: log, runtime: rt, drainCh: make(chan struct{}), metrics: metrics.New()}
+	g.proxy = &proxy.Handler{
+		TrustedProxies: cfg.Server.TrustedProxies,
+		Log:            log,
+		AccessLog:      cfg.Log.AccessLog,
+		Observer:       g.metrics,
+	}
+	g.proxy.SetTable(rt.Table)
+	g.server, err = server.Listen(server.Options{
+		Addr:              cfg.Server.Listen,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
+		KeepAlive:         net.KeepAliveConfig{Enable: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4},
+		ReusePort:         true,
+	}, g.proxy, log)
+	if err != nil {
+		Retire(rt, &Runtime{})
+		return nil, fmt.Errorf("server.listen %s: %w", cfg.Server.Listen, err)
+	}
+	g.admin = &admin.Admin{
+		Routes:   g.routesJSON,
+		Drain:    g.Drain,
+		Reload:   g.Reload,
+		Gatherer: g.metrics.Registry,
+	}
+	g.drainer = &server.Drainer{
+		Delay:      cfg.Drain.Delay,
+		Timeout:    cfg.Drain.Timeout,
+		Servers:    []*server.Server{g.server},
+		SetReady:   g.admin.SetReady,
+		SetClosing: g.proxy.SetClosing,
+		Log:        log,
+	}
+	g.metrics.Registry.MustRegister(&metrics.Live{
+		Clusters:   func() []*cluster.Cluster { return g.Runtime().ClusterList() },
+		DrainPhase: func() int { return int(g.drainer.Phase()) },
+		Downstream: func() (int, int, uint64, uint64) {
+			open, idle := g.server.Counts()
+			return open, idle, g.server.Accepted.Load(), g.server.Closed.Load()
+		},
+	})
+	if cfg.Admin.Listen != "" {
+		g.adminLn, err = net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			g.server.Shutdown(context.Background())
+			Retire(rt, &Runtime{})
+			return nil, fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
+		}
+		g.adminSv = &http.Server{Handler: g.admin.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go g.adminSv.Serve(g.adminLn)
+	}
+	g.admin.SetReady(true)
+	go func() {
+		if err := g.server.Serve(); err != nil {
+			log.Error("proxy listener failed", "error", err)
+		}
+	}()
+	log.Info("sluice started", "listen", g.server.Addr().String(), "admin", cfg.Admin.Listen, "routes", len(cfg.Routes), "upstreams", len(cfg.Upstreams))
+	return g, nil
+}
+
+// Addr is the proxy listener's address.
+func (g *Gateway) Addr() string { return g.server.Addr().String() }
+
+// AdminAddr is the admin listener's address ("" when disabled).
+func (g *Gateway) AdminAddr() string {
+	if g.adminLn == nil {
+		return ""
+	}
+	return g.adminLn.Addr().String()
+}
+
+// Runtime returns the runtime in service.
+func (g *Gateway) Runtime() *Runtime {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.runtime
+}
+
+// Cluster returns the live cluster of an upstream (tests, discovery).
+func (g *Gateway) Cluster(name string) *cluster.Cluster { return g.Runtime().Clusters[name] }
+
+// Reload parses the config file again and swaps it in if it is valid. An
+// invalid config changes nothing.
+func (g *Gateway) Reload() error {
+	cfg, err := config.Load(g.path)
+	if err != nil {
+		g.log.Error("reload rejected", "error", err.Error())
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	next, err := Build(cfg, g.runtime)
+	if err != nil {
+		g.log.Error("reload rejected", "error", err.Error())
+		return err
+	}
+	g.proxy.SetTable(next.Table)
+	old := g.runtime
+	g.runtime = next
+	Retire(old, next)
+	g.log.Info("reloaded", "routes", len(cfg.Routes), "upstreams", len(cfg.Upstreams))
+	return nil
+}
+
+// Drain starts the drain protocol (idempotent); Wait returns when it ends.
+func (g *Gateway) Drain() { g.once.Do(func() { close(g.drainCh) }) }
+
+// Draining is closed once a drain was asked for.
+func (g *Gateway) Draining() <-chan struct{} { return g.drainCh }
+
+// Stop runs the drain protocol to the end and releases everything. force
+// ends the waits early (a second signal).
+func (g *Gateway) Stop(force context.Context) string {
+	g.Drain()
+	summary := g.drainer.Run(force)
+	if g.adminSv != nil {
+		g.adminSv.Close()
+	}
+	Retire(g.Runtime(), &Runtime{})
+	return summary
+}
+
+// Run serves until ctx ends, then drains; force ends the drain early.
+func Run(ctx, force context.Context, path string, log *slog.Logger) error {
+	g, err := Start(path, log)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-g.Draining():
+	}
+	log.Info("drain started")
+	summary := g.Stop(force)
+	log.Info(summary)
+	return nil
+}
+
+type routeInfo struct {
+	ID         string   `json:"id"`
+	URI        string   `json:"uri"`
+	Upstream   string   `json:"upstream"`
+	Order      int      `json:"order"`
+	Predicates []string `json:"predicates"`
+	Filters    []string `json:"filters"`
+}
+
+func (g *Gateway) routesJSON() any {
+	cfg := g.Runtime().Config
+	out := []routeInfo{}
+	for _, r := range cfg.Routes {
+		ri := routeInfo{ID: r.ID, URI: r.URI, Upstream: r.Upstream, Order: r.Order, Predicates: []string{}, Filters: []string{}}
+		for _, p := range r.Predicates {
+			ri.Predicates = append(ri.Predicates, describe(p))
+		}
+		for _, f := range r.Filters {
+			ri.Filters = append(ri.Filters, describe(f))
+		}
+		out = append(out, ri)
+	}
+	return out
+}
+
+func describe(d config.Definition) string {
+	s := d.Name
+	if len(d.Positional) > 0 {
+		s += "=" + joinComma(d.Positional)
+	}
+	for k, v := range d.Named {
+		s += " " + k + "=" + joinComma(v)
+	}
+	return s
+}
+
+func joinComma(v []string) string {
+	out := ""
+	for i, s := range v {
+		if i > 0 {
+			out += ","
+		}
+		out += s
+	}
+	return out
+}
+

@@ -1,0 +1,121 @@
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-gw/sluice/internal/cluster"
+	"github.com/sluice-gw/sluice/internal/pool"
+)
+
+// Live reads the counters of live objects at scrape time.
+type Live struct {
+	Clusters   func() []*cluster.Cluster
+	DrainPhase func() int
+	Downstream func() (open, idle int, accepted, closed uint64)
+}
+
+var (
+	descConns      = prometheus.NewDesc("sluice_upstream_connections", "Upstream connections by state (open, idle, active).", []string{"upstream", "endpoint", "state"}, nil)
+	descOpened     = prometheus.NewDesc("sluice_upstream_connections_opened_total", "Upstream connections opened.", []string{"upstream", "endpoint"}, nil)
+	descReused     = prometheus.NewDesc("sluice_upstream_connections_reused_total", "Requests sent on a reused upstream connection.", []string{"upstream", "endpoint"}, nil)
+	descClosed     = prometheus.NewDesc("sluice_upstream_connections_closed_total", "Upstream connections closed, by reason.", []string{"upstream", "endpoint", "reason"}, nil)
+	descWindow     = prometheus.NewDesc("sluice_upstream_keepalive_window_seconds", "Idle age up to which connections to the endpoint are reused now (learned or advertised).", []string{"upstream", "endpoint"}, nil)
+	descPoolWait   = prometheus.NewDesc("sluice_upstream_pool_wait_seconds_total", "Time requests spent waiting for a connection (max_connections).", []string{"upstream", "endpoint"}, nil)
+	descPoolWaited = prometheus.NewDesc("sluice_upstream_pool_waits_total", "Requests that waited for a connection.", []string{"upstream", "endpoint"}, nil)
+	descEPInflight = prometheus.NewDesc("sluice_upstream_endpoint_requests_in_flight", "Requests in flight to the endpoint.", []string{"upstream", "endpoint"}, nil)
+	descEPState    = prometheus.NewDesc("sluice_upstream_endpoint_state", "1 for the endpoint's current state (ready, draining, ejected, unhealthy).", []string{"upstream", "endpoint", "state"}, nil)
+	descEjections  = prometheus.NewDesc("sluice_upstream_ejections_total", "Times the endpoint was ejected by outlier detection.", []string{"upstream", "endpoint"}, nil)
+	descRetries    = prometheus.NewDesc("sluice_upstream_retries_total", "Retries started, by kind (immediate: nothing was sent or a pooled connection died; backoff).", []string{"upstream", "kind"}, nil)
+	descRetryOut   = prometheus.NewDesc("sluice_upstream_retried_requests_total", "Requests that were retried, by final outcome.", []string{"upstream", "outcome"}, nil)
+	descBudget     = prometheus.NewDesc("sluice_upstream_retry_budget_exhausted_total", "Retries refused by the upstream's retry budget.", []string{"upstream"}, nil)
+	descFailures   = prometheus.NewDesc("sluice_upstream_failures_total", "Failed tries, by how far the request got (stage).", []string{"upstream", "stage", "sent"}, nil)
+	descActive     = prometheus.NewDesc("sluice_upstream_requests_in_flight", "Requests in flight to the upstream.", []string{"upstream"}, nil)
+	descDrain      = prometheus.NewDesc("sluice_drain_phase", "Drain phase: 0 serving, 1 not ready, 2 closing, 3 finishing, 4 done.", nil, nil)
+	descDownOpen   = prometheus.NewDesc("sluice_downstream_connections", "Client connections by state (open, idle).", []string{"state"}, nil)
+	descDownAccept = prometheus.NewDesc("sluice_downstream_connections_accepted_total", "Client connections accepted.", nil, nil)
+	descDownClosed = prometheus.NewDesc("sluice_downstream_connections_closed_total", "Client connections closed.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (l *Live) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descConns, descOpened, descReused, descClosed, descWindow, descPoolWait, descPoolWaited,
+		descEPInflight, descEPState, descEjections, descRetries, descRetryOut, descBudget, descFailures, descActive,
+		descDrain, descDownOpen, descDownAccept, descDownClosed} {
+		ch <- d
+	}
+}
+
+var stageSent = map[pool.Stage]string{
+	pool.StageWait: "not_sent", pool.StageDial: "not_sent", pool.StageWrite: "maybe_sent",
+	pool.StageAwait: "sent_no_response", pool.StageHeaders: "partial_response", pool.StageBody: "partial_response",
+	pool.StageClientBody: "client_body",
+}
+
+// Collect implements prometheus.Collector.
+func (l *Live) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
+	}
+	counter := func(d *prometheus.Desc, v float64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, lv...)
+	}
+	now := time.Now().UnixNano()
+	if l.Clusters != nil {
+		for _, c := range l.Clusters() {
+			u := c.Name()
+			for _, e := range c.Endpoints() {
+				s := e.Pool.Stats()
+				gauge(descConns, float64(s.Open), u, e.Addr, "open")
+				gauge(descConns, float64(s.Idle), u, e.Addr, "idle")
+				gauge(descConns, float64(s.Active), u, e.Addr, "active")
+				counter(descOpened, float64(s.Opened), u, e.Addr)
+				counter(descReused, float64(s.Reused), u, e.Addr)
+				for _, r := range pool.Reasons() {
+					counter(descClosed, float64(s.Closed[r]), u, e.Addr, r.String())
+				}
+				gauge(descWindow, s.Window.Seconds(), u, e.Addr)
+				counter(descPoolWait, float64(s.WaitNanos)/1e9, u, e.Addr)
+				counter(descPoolWaited, float64(s.Waited), u, e.Addr)
+				gauge(descEPInflight, float64(e.InFlight()), u, e.Addr)
+				state := "ready"
+				switch {
+				case e.Draining():
+					state = "draining"
+				case e.Ejected(now):
+					state = "ejected"
+				case e.Unhealthy():
+					state = "unhealthy"
+				}
+				for _, st := range []string{"ready", "draining", "ejected", "unhealthy"} {
+					v := 0.0
+					if st == state {
+						v = 1
+					}
+					gauge(descEPState, v, u, e.Addr, st)
+				}
+				counter(descEjections, float64(e.EjectionsTotal.Load()), u, e.Addr)
+			}
+			counter(descRetries, float64(c.Retries[cluster.RetryNow].Load()), u, "immediate")
+			counter(descRetries, float64(c.Retries[cluster.RetryBackoff].Load()), u, "backoff")
+			counter(descRetryOut, float64(c.RetryOutcomes[1].Load()), u, "success")
+			counter(descRetryOut, float64(c.RetryOutcomes[0].Load()), u, "failure")
+			counter(descBudget, float64(c.RetriesRefused()), u)
+			for st := pool.StageWait; st <= pool.StageClientBody; st++ {
+				counter(descFailures, float64(c.Failures[st].Load()), u, st.String(), stageSent[st])
+			}
+			gauge(descActive, float64(c.RequestsActive.Load()), u)
+		}
+	}
+	if l.DrainPhase != nil {
+		gauge(descDrain, float64(l.DrainPhase()))
+	}
+	if l.Downstream != nil {
+		open, idle, acc, closed := l.Downstream()
+		gauge(descDownOpen, float64(open), "open")
+		gauge(descDownOpen, float64(idle), "idle")
+		counter(descDownAccept, float64(acc))
+		counter(descDownClosed, float64(closed))
+	}
+}

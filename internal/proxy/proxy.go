@@ -1,0 +1,390 @@
+// Package proxy is the data path: one request, top to bottom. It matches the
+// request against the route table, builds the outbound request (clean path,
+// hop-by-hop headers removed, X-Forwarded-* set), runs the route's filter
+// chain, which ends at the route's upstream cluster, and writes the response
+// back, streaming. It is the one place where a failure becomes a status code.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-gw/sluice/internal/cluster"
+	"github.com/sluice-gw/sluice/internal/exchange"
+	"github.com/sluice-gw/sluice/internal/route"
+)
+
+// Route is what the proxy needs of a matched route.
+type Route struct {
+	ID       string
+	Upstream string
+	// Chain runs the route's filters, then Forward.
+	Chain http.RoundTripper
+	// MaxBodySize caps the request body (413 beyond). 0 = no cap.
+	MaxBodySize int64
+}
+
+// Table is one immutable routing snapshot: a reload builds a new one and
+// swaps it in; requests in flight finish on the one they started with.
+type Table struct {
+	Match  *route.Table
+	Routes []*Route // indexed like the routes given to route.NewTable
+}
+
+// Forward is the end of every chain: it sends the request to a cluster under
+// a route's policy.
+type Forward struct {
+	Cluster *cluster.Cluster
+	Policy  *cluster.Policy
+}
+
+func (f *Forward) RoundTrip(r *http.Request) (*http.Response, error) {
+	return f.Cluster.Forward(r, f.Policy)
+}
+
+// Observer is told about each finished request (metrics, access log).
+type Observer interface {
+	Observe(ex *exchange.Exchange, method, path string, status int, reqBytes, respBytes int64, d time.Duration)
+}
+
+// Handler is the proxy's http.Handler.
+type Handler struct {
+	table atomic.Pointer[Table]
+	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded headers are believed.
+	TrustedProxies []netip.Prefix
+	Log            *slog.Logger
+	AccessLog      bool
+	Observer       Observer
+	// closing makes every response carry Connection: close (drain).
+	closing atomic.Bool
+}
+
+// SetTable swaps in a new routing snapshot.
+func (h *Handler) SetTable(t *Table) { h.table.Store(t) }
+
+// Table returns the current snapshot.
+func (h *Handler) Table() *Table { return h.table.Load() }
+
+// SetClosing makes every later HTTP/1.1 response ask the client to close the connection.
+func (h *Handler) SetClosing(c bool) { h.closing.Store(c) }
+
+var exchanges = sync.Pool{New: func() any { return new(exchange.Exchange) }}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ex := exchanges.Get().(*exchange.Exchange)
+	*ex = exchange.Exchange{Start: time.Now(), Host: r.Host, Vars: ex.Vars[:0]}
+	cw := &countingWriter{ResponseWriter: w}
+	status, reqBytes := h.serve(cw, r, ex)
+	if status == 0 {
+		status = cw.status
+	}
+	if h.Observer != nil {
+		h.Observer.Observe(ex, r.Method, r.URL.Path, status, reqBytes, cw.n, time.Since(ex.Start))
+	}
+	if h.AccessLog && h.Log != nil {
+		h.logAccess(r, ex, status, reqBytes, cw.n)
+	}
+	clear(ex.Vars)
+	exchanges.Put(ex)
+}
+
+// serve returns the status when the gateway answered itself.
+func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchange) (int, int64) {
+	if h.closing.Load() {
+		w.Header().Set("Connection", "close")
+	}
+	t := h.table.Load()
+	var in route.Input
+	if err := in.Prepare(r); err != nil {
+		return h.fail(w, ex, &exchange.Error{Status: http.StatusBadRequest, Reason: exchange.BadRequest, Err: err}), 0
+	}
+	i, ok := t.Match.Match(&in)
+	if !ok {
+		return h.fail(w, ex, &exchange.Error{Status: http.StatusNotFound, Reason: exchange.NoRoute, Err: errors.New("no route matches " + r.Method + " " + in.Path)}), 0
+	}
+	rt := t.Routes[i]
+	ex.RouteID = rt.ID
+	ex.Upstream = rt.Upstream
+	for j := 0; j < in.Vars.Len(); j++ {
+		n, v := in.Vars.At(j)
+		ex.Vars = append(ex.Vars, exchange.Var{Name: n, Value: v})
+	}
+	peer, _ := netip.ParseAddrPort(r.RemoteAddr)
+	trusted := contains(h.TrustedProxies, peer.Addr())
+
+	body := r.Body
+	if rt.MaxBodySize > 0 {
+		if r.ContentLength > rt.MaxBodySize {
+			return h.fail(w, ex, tooLarge(rt.MaxBodySize)), 0
+		}
+		if r.ContentLength != 0 {
+			body = http.MaxBytesReader(w, r.Body, rt.MaxBodySize)
+		}
+	}
+	counted := &countingBody{rc: body}
+	out := r.WithContext(exchange.With(r.Context(), ex))
+	out.RequestURI = ""
+	out.URL = &url.URL{Scheme: "http", Path: in.Path, RawQuery: r.URL.RawQuery}
+	out.Host = ""
+	out.Close = false
+	if r.ContentLength == 0 && r.Header.Get("Transfer-Encoding") == "" && len(r.TransferEncoding) == 0 {
+		out.Body = nil
+	} else {
+		out.Body = counted
+	}
+	out.Header.Del("Expect")
+	upgrade := removeHopByHop(out.Header)
+	if upgrade != "" {
+		out.Header["Connection"] = []string{"Upgrade"}
+		out.Header["Upgrade"] = []string{upgrade}
+	}
+	ex.Client = forwarded(out.Header, r, peer.Addr(), trusted, h.TrustedProxies)
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = nil // Request.Write adds Go's own otherwise
+	}
+
+	resp, err := rt.Chain.RoundTrip(out)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			err = tooLarge(mbe.Limit)
+		}
+		return h.fail(w, ex, err), counted.n
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return h.switchProtocols(w, r, resp, ex), counted.n
+	}
+	h.copyResponse(w, resp, ex)
+	return 0, counted.n
+}
+
+func tooLarge(limit int64) *exchange.Error {
+	return &exchange.Error{Status: http.StatusRequestEntityTooLarge, Reason: exchange.BodyTooLarge,
+		Err: errors.New("request body larger than " + strconv.FormatInt(limit, 10) + " bytes")}
+}
+
+var bufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyResponse streams resp to w. A response that is an event stream or has
+// no declared length is flushed after every read, so Server-Sent Events and
+// streamed answers reach the client as they are produced.
+func (h *Handler) copyResponse(w *countingWriter, resp *http.Response, ex *exchange.Exchange) {
+	defer resp.Body.Close()
+	removeHopByHop(resp.Header)
+	dst := w.Header()
+	for k, vv := range resp.Header {
+		if dst[k] == nil {
+			dst[k] = vv
+		} else {
+			dst[k] = append(dst[k], vv...)
+		}
+	}
+	if len(resp.Trailer) > 0 {
+		keys := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			keys = append(keys, k)
+		}
+		dst["Trailer"] = []string{strings.Join(keys, ", ")}
+	}
+	w.WriteHeader(resp.StatusCode)
+	flush := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	bp := bufs.Get().(*[]byte)
+	err := copyBody(w, resp.Body, *bp, flush)
+	bufs.Put(bp)
+	if err != nil {
+		var pe interface{ Unwrap() error }
+		_ = pe
+		if errors.Is(err, errClientGone) {
+			ex.Reason = exchange.ClientCanceled
+		} else {
+			ex.Reason = exchange.UpstreamResetAfterStart
+		}
+		// End the client's connection abruptly: a clean end would pass a
+		// truncated body off as whole.
+		if h.AccessLog && h.Log != nil {
+			h.Log.LogAttrs(context.Background(), slog.LevelWarn, "response cut", slog.String("route", ex.RouteID),
+				slog.String("endpoint", ex.Endpoint), slog.String("reason", ex.Reason), slog.String("error", err.Error()))
+		}
+		panic(http.ErrAbortHandler)
+	}
+	for k, vv := range resp.Trailer {
+		dst[k] = vv
+	}
+}
+
+var errClientGone = errors.New("client went away")
+
+func copyBody(w *countingWriter, r io.Reader, buf []byte, flush bool) error {
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return errClientGone
+			}
+			if flush {
+				w.Flush()
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// switchProtocols completes an upgrade (WebSocket): it hijacks the client
+// connection, passes the 101 on, and copies bytes both ways until either
+// side ends.
+func (h *Handler) switchProtocols(w *countingWriter, r *http.Request, resp *http.Response, ex *exchange.Exchange) int {
+	up, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		resp.Body.Close()
+		return h.fail(w, ex, &exchange.Error{Status: http.StatusBadGateway, Reason: exchange.UpstreamBadResponse, Err: errors.New("101 without a connection")})
+	}
+	defer up.Close()
+	rc := http.NewResponseController(w.ResponseWriter)
+	conn, brw, err := rc.Hijack()
+	if err != nil {
+		return h.fail(w, ex, &exchange.Error{Status: http.StatusInternalServerError, Reason: exchange.BadRequest, Err: err})
+	}
+	defer conn.Close()
+	removeHopByHop(resp.Header)
+	resp.Header["Connection"] = []string{"Upgrade"}
+	resp.Header["Upgrade"] = []string{resp.Header.Get("Upgrade")}
+	if resp.Header.Get("Upgrade") == "" {
+		resp.Header["Upgrade"] = []string{r.Header.Get("Upgrade")}
+	}
+	resp.Body = nil
+	if err := resp.Write(brw); err != nil {
+		return http.StatusSwitchingProtocols
+	}
+	if err := brw.Flush(); err != nil {
+		return http.StatusSwitchingProtocols
+	}
+	done := make(chan struct{}, 2)
+	go func() {
+		io.Copy(up, brw) // client → backend, including bytes already buffered
+		if cw, ok := up.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		done <- struct{}{}
+	}()
+	go func() {
+		io.Copy(conn, up) // backend → client
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		done <- struct{}{}
+	}()
+	<-done
+	<-done
+	return http.StatusSwitchingProtocols
+}
+
+// fail answers with the gateway's own error response and returns its status.
+func (h *Handler) fail(w *countingWriter, ex *exchange.Exchange, err error) int {
+	var ge *exchange.Error
+	if !errors.As(err, &ge) {
+		ge = &exchange.Error{Status: http.StatusBadGateway, Reason: "filter_error", Err: err}
+	}
+	ex.Reason = ge.Reason
+	if ge.Status == 499 {
+		return 499 // nobody to answer
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("X-Sluice-Reason", ge.Reason)
+	hd.Set("Cache-Control", "no-store")
+	w.WriteHeader(ge.Status)
+	b := make([]byte, 0, 160)
+	b = append(b, `{"status":`...)
+	b = strconv.AppendInt(b, int64(ge.Status), 10)
+	b = append(b, `,"error":`...)
+	b = strconv.AppendQuote(b, http.StatusText(ge.Status))
+	b = append(b, `,"reason":`...)
+	b = strconv.AppendQuote(b, ge.Reason)
+	if ex.RouteID != "" {
+		b = append(b, `,"route":`...)
+		b = strconv.AppendQuote(b, ex.RouteID)
+	}
+	b = append(b, "}\n"...)
+	w.Write(b)
+	if h.Log != nil && ge.Status >= 500 {
+		h.Log.LogAttrs(context.Background(), slog.LevelDebug, "gateway error", slog.String("route", ex.RouteID),
+			slog.String("reason", ge.Reason), slog.String("error", ge.Error()))
+	}
+	return ge.Status
+}
+
+func (h *Handler) logAccess(r *http.Request, ex *exchange.Exchange, status int, reqBytes, respBytes int64) {
+	h.Log.LogAttrs(r.Context(), slog.LevelInfo, "access",
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.String("route", ex.RouteID),
+		slog.String("upstream", ex.Upstream),
+		slog.String("endpoint", ex.Endpoint),
+		slog.Int("status", status),
+		slog.String("reason", ex.Reason),
+		slog.Int("attempts", ex.Attempts),
+		slog.Duration("duration", time.Since(ex.Start)),
+		slog.Int64("bytes_in", reqBytes),
+		slog.Int64("bytes_out", respBytes),
+		slog.String("client", ex.Client.String()),
+	)
+}
+
+// countingWriter counts the body bytes written and remembers the status.
+type countingWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+}
+
+func (w *countingWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *countingWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type countingBody struct {
+	rc io.ReadCloser
+	n  int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+func (b *countingBody) Close() error { return b.rc.Close() }

@@ -1,0 +1,3 @@
+package server
+
+const soReusePort = 0xf // SO_REUSEPORT

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package server
+
+import "syscall"
+
+const soReusePort = syscall.SO_REUSEADDR

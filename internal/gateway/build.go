@@ -290,4 +290,3 @@ func distance(a, b string) int {
 	}
 	return prev[len(b)]
 }
-

@@ -236,4 +236,3 @@ func joinComma(v []string) string {
 	}
 	return out
 }
-

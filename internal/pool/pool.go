@@ -28,6 +28,8 @@ import (
 type Options struct {
 	// Addr is the endpoint, host:port.
 	Addr string
+	// Protocol is HTTP1 (the default), H2 (TLS, ALPN h2) or H2C.
+	Protocol Protocol
 	// TLS, when set, wraps each connection in a TLS client with this config.
 	TLS *tls.Config
 	// ConnectTimeout bounds dialing (and the TLS handshake). Default 3s.
@@ -107,6 +109,7 @@ type Pool struct {
 	ka       keepAlive
 	draining bool
 	onEmpty  func()
+	h2       *h2pool // set for H2 and H2C
 
 	opened, reused, waited, waitNanos atomic.Uint64
 	closed                            [numReasons]atomic.Uint64
@@ -122,6 +125,9 @@ func New(opt Options) *Pool {
 		opt.MaxIdleTime = defaultMaxIdleTime
 	}
 	p := &Pool{opt: opt, dial: opt.Dial}
+	if opt.Protocol != HTTP1 {
+		p.h2 = newH2(&p.opt)
+	}
 	if p.dial == nil {
 		d := &net.Dialer{
 			Timeout:         opt.ConnectTimeout,
@@ -144,6 +150,9 @@ func (p *Pool) Addr() string { return p.opt.Addr }
 // if not zero, bounds everything up to the response headers; ctx cancels
 // the whole exchange, body included.
 func (p *Pool) RoundTrip(ctx context.Context, req *http.Request, deadline time.Time) (*http.Response, error) {
+	if p.h2 != nil {
+		return p.roundTripH2(ctx, req, deadline)
+	}
 	c, reused, idleAge, err := p.get(ctx)
 	if err != nil {
 		return nil, err
@@ -332,14 +341,19 @@ func (p *Pool) connect(ctx context.Context) (*conn, error) {
 	c.bw = bufio.NewWriterSize(&c.cw, 4<<10)
 	c.br = bufio.NewReaderSize(&c.cr, 4<<10)
 	if p.opt.MaxLifetime > 0 {
-		jitter := time.Duration(rand.Int64N(int64(p.opt.MaxLifetime)/5 + 1))
-		c.expires = now.Add(p.opt.MaxLifetime - jitter)
+		c.expires = now.Add(p.opt.MaxLifetime - jitter(p.opt.MaxLifetime))
 	}
 	p.mu.Lock()
 	c.gen = p.gen
 	p.mu.Unlock()
 	p.opened.Add(1)
 	return c, nil
+}
+
+// jitter returns a random share of up to 20% of d, so that connections
+// opened together do not retire together.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(rand.Int64N(int64(d)/5 + 1))
 }
 
 // retire reports whether c must not carry another request, and why.
@@ -470,6 +484,9 @@ func (p *Pool) Drain(onEmpty func()) {
 	for _, ch := range waiters {
 		ch <- drained
 	}
+	if p.h2 != nil {
+		p.drainH2()
+	}
 	sweeper.remove(p)
 	if empty && onEmpty != nil {
 		onEmpty()
@@ -503,11 +520,16 @@ func (p *Pool) CloseIdle() {
 // Stats returns the pool's counters.
 func (p *Pool) Stats() Stats {
 	var s Stats
-	p.mu.Lock()
-	s.Open = int64(p.open)
-	s.Idle = int64(len(p.idle))
-	s.Window = p.ka.window(p.opt.MaxIdleTime)
-	p.mu.Unlock()
+	if p.h2 != nil {
+		p.h2Stats(&s)
+		s.Window = p.opt.MaxIdleTime
+	} else {
+		p.mu.Lock()
+		s.Open = int64(p.open)
+		s.Idle = int64(len(p.idle))
+		s.Window = p.ka.window(p.opt.MaxIdleTime)
+		p.mu.Unlock()
+	}
 	s.Active = p.active.Load()
 	s.Opened = p.opened.Load()
 	s.Reused = p.reused.Load()

@@ -69,6 +69,10 @@ func (s *sweepSet) loop() {
 // until MaxIdleTime, so their fate teaches the window without risking a
 // request.
 func (p *Pool) sweep(now time.Time) {
+	if p.h2 != nil {
+		p.sweepH2(now)
+		return
+	}
 	var doomed []*conn
 	var reasons []Reason
 	p.mu.Lock()

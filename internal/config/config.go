@@ -1,0 +1,299 @@
+// Package config reads Sluice's YAML configuration into a typed, validated
+// Config. It is config syntax only: it knows no behaviour, and the data-path
+// packages never import it. A composition root maps a Config to their options.
+//
+// Every problem in a file is reported, not just the first, each as
+//
+//	FILE:LINE:COL: path.to.field: message
+//
+// Positions are kept on every Route, Upstream and Definition, so that a
+// problem found later (an unknown filter name, a bad argument) can be reported
+// the same way with Config.Errorf.
+//
+// docs/config.md is the reference for every field.
+package config
+
+import (
+	"net/netip"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/sluice-gw/sluice/internal/args"
+)
+
+// Config is a parsed, validated configuration with every default filled in.
+// It is immutable: nothing may modify it after Parse returns, and it is safe
+// for concurrent readers. A reload parses a new Config.
+type Config struct {
+	// File is the file name given to Parse, used in error messages.
+	File string `yaml:"-"`
+
+	Server Server `yaml:"server"`
+	Admin  Admin  `yaml:"admin"`
+	Log    Log    `yaml:"log"`
+	Drain  Drain  `yaml:"drain"`
+
+	// Upstreams holds the named upstreams and, marked Implicit, one upstream
+	// for each distinct direct route URI (http://, https://, ws://, wss://),
+	// keyed by its synthetic name. Route.Upstream is always a key of it.
+	Upstreams map[string]*Upstream `yaml:"upstreams"`
+
+	// DefaultFilters run on every route, before the route's own filters.
+	DefaultFilters []Definition `yaml:"default_filters"`
+
+	// Routes are in file order; Route.Order is not applied here.
+	Routes []*Route `yaml:"routes"`
+}
+
+// Server configures the downstream listener.
+type Server struct {
+	Listen string `yaml:"listen"` // host:port
+	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded headers
+	// are believed. A single IP is stored as a full-length prefix.
+	TrustedProxies    []netip.Prefix `yaml:"trusted_proxies"`
+	ResponseTimeout   time.Duration  `yaml:"response_timeout"` // default for routes; 0 = none
+	ReadHeaderTimeout time.Duration  `yaml:"read_header_timeout"`
+	IdleTimeout       time.Duration  `yaml:"idle_timeout"`
+	MaxHeaderBytes    int64          `yaml:"max_header_bytes,size"`
+	MaxBodySize       int64          `yaml:"max_body_size,size"` // default for routes; 0 = unlimited
+}
+
+// Admin configures the admin listener.
+type Admin struct {
+	Listen string `yaml:"listen"` // host:port, or "" when disabled ("off" in the file)
+}
+
+// Log configures logging.
+type Log struct {
+	Level     string `yaml:"level"`  // debug, info, warn or error
+	Format    string `yaml:"format"` // json or text
+	AccessLog bool   `yaml:"access_log"`
+}
+
+// Drain configures graceful shutdown: after readiness turns 503 the server
+// keeps serving for Delay, then waits at most Timeout for in-flight requests.
+type Drain struct {
+	Delay   time.Duration `yaml:"delay"`
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Upstream is a set of endpoints and how to reach them.
+type Upstream struct {
+	Name      string     `yaml:"-"`
+	Endpoints []Endpoint `yaml:"endpoints"`
+	Protocol  string     `yaml:"protocol"` // http1, h2 or h2c
+	Balancer  string     `yaml:"balancer"` // round_robin, least_request, random or consistent_hash
+	// HashOn is set exactly when Balancer is consistent_hash.
+	HashOn           HashKey          `yaml:"hash_on"`
+	SlowStart        time.Duration    `yaml:"slow_start"`
+	ConnectTimeout   time.Duration    `yaml:"connect_timeout"`
+	Pool             Pool             `yaml:"pool"`
+	TLS              *TLS             `yaml:"tls"`          // nil: plain text
+	HealthCheck      *HealthCheck     `yaml:"health_check"` // nil: no active checks
+	OutlierDetection OutlierDetection `yaml:"outlier_detection"`
+
+	// Implicit marks an upstream synthesized from a direct route URI.
+	Implicit bool `yaml:"-"`
+
+	Pos  Pos    `yaml:"-"` // of the name in the file, or of the route URI if Implicit
+	Path string `yaml:"-"` // "upstreams.NAME", or "routes[N].uri" if Implicit
+}
+
+// Endpoint is one backend address.
+type Endpoint struct {
+	Address string `yaml:"address"` // host:port; IPv6 as [::1]:9001
+	Weight  int    `yaml:"weight"`  // 1..1000
+}
+
+// HashKey is what consistent_hash hashes on.
+type HashKey struct {
+	Source string // "header", "cookie" or "client_ip"; "" when unset
+	Name   string // header or cookie name; "" for client_ip
+}
+
+// String returns k as written in the file, e.g. "header:X-User-Id".
+func (k HashKey) String() string {
+	if k.Name == "" {
+		return k.Source
+	}
+	return k.Source + ":" + k.Name
+}
+
+// Pool configures the connection pool to each endpoint.
+type Pool struct {
+	MaxIdleTime              time.Duration `yaml:"max_idle_time"`
+	MaxLifetime              time.Duration `yaml:"max_lifetime"`    // 0 = unlimited
+	MaxConnections           int           `yaml:"max_connections"` // per endpoint; 0 = unlimited
+	MaxRequestsPerConnection int           `yaml:"max_requests_per_connection"`
+}
+
+// TLS configures TLS to an upstream. File names are used as written, relative
+// to the working directory; Parse checks that the files exist.
+type TLS struct {
+	CAFile             string `yaml:"ca_file"` // "" = system roots
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	ServerName         string `yaml:"server_name"` // "" = the endpoint host
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// HealthCheck configures active health checks.
+type HealthCheck struct {
+	Path               string        `yaml:"path"`
+	Interval           time.Duration `yaml:"interval"`
+	Timeout            time.Duration `yaml:"timeout"` // < Interval
+	HealthyThreshold   int           `yaml:"healthy_threshold"`
+	UnhealthyThreshold int           `yaml:"unhealthy_threshold"`
+	ExpectedStatuses   []StatusRange `yaml:"expected_statuses"`
+}
+
+// StatusRange is an inclusive range of HTTP status codes; a single code has Min == Max.
+type StatusRange struct {
+	Min, Max int
+}
+
+// Contains reports whether code is in r.
+func (r StatusRange) Contains(code int) bool { return r.Min <= code && code <= r.Max }
+
+// OutlierDetection configures passive ejection of failing endpoints.
+type OutlierDetection struct {
+	ConsecutiveFailures int           `yaml:"consecutive_failures"` // 0 disables
+	BaseEjectionTime    time.Duration `yaml:"base_ejection_time"`
+	MaxEjectionPercent  int           `yaml:"max_ejection_percent"` // 0..100
+}
+
+// Route sends matching requests to an upstream.
+type Route struct {
+	ID  string `yaml:"id"`
+	URI string `yaml:"uri"` // as written
+	// Upstream is the key in Config.Upstreams: the name in lb://NAME, or the
+	// synthetic name of a direct URI, like "http://127.0.0.1:9001".
+	Upstream string `yaml:"-"`
+	// Scheme is "https" when the upstream uses TLS, else "http" (also for ws and wss).
+	Scheme     string         `yaml:"-"`
+	Order      int            `yaml:"order"`
+	Predicates []Definition   `yaml:"predicates"` // none: matches every request
+	Filters    []Definition   `yaml:"filters"`
+	Metadata   map[string]any `yaml:"metadata"`
+	// ResponseTimeout and MaxBodySize default to the server's.
+	ResponseTimeout time.Duration `yaml:"response_timeout"`
+	MaxBodySize     int64         `yaml:"max_body_size,size"`
+	Retry           Retry         `yaml:"retry"`
+
+	Pos  Pos    `yaml:"-"` // of the list item
+	Path string `yaml:"-"` // "routes[N]"
+}
+
+// Retry configures retries of a route.
+type Retry struct {
+	Attempts           int           `yaml:"attempts"` // total tries including the first, 1..10
+	PerTryTimeout      time.Duration `yaml:"per_try_timeout"`
+	Backoff            Backoff       `yaml:"backoff"`
+	Statuses           []int         `yaml:"statuses"` // retried only for idempotent requests
+	RetryNonIdempotent bool          `yaml:"retry_non_idempotent"`
+	BudgetPercent      int           `yaml:"budget_percent"` // 0..100
+	MinRetries         int           `yaml:"min_retries"`    // per second, regardless of budget
+}
+
+// Backoff is an exponential backoff between retries, from Base up to Max.
+type Backoff struct {
+	Base time.Duration `yaml:"base"`
+	Max  time.Duration `yaml:"max"`
+}
+
+// A Definition is one predicate or filter as written in the file, in either
+// spelling: "Name=a,b" or {name: Name, args: {...}}. Neither the name nor
+// the arguments are checked here; the composition root looks the name up and
+// reports problems with Config.Errorf(d.Pos, d.Path, ...).
+type Definition struct {
+	args.Spec
+	Pos  Pos    // of the list item
+	Path string // like "routes[0].predicates[1]"
+}
+
+// Pos is a position in the file; Line and Col start at 1.
+type Pos struct {
+	Line, Col int
+}
+
+// Load reads and parses the file at path. If the file cannot be read, the
+// error is the one from os.ReadFile; otherwise it is Errors.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// Parse parses and validates data. file is used only in error messages. On
+// failure the error is Errors, holding every problem found, sorted by position.
+func Parse(file string, data []byte) (*Config, error) {
+	d := newDecoder(file)
+	c := d.parse(data)
+	if len(d.errs) > 0 {
+		d.errs.sort()
+		// An anchored value used twice may be reported twice.
+		return nil, slices.CompactFunc(d.errs, func(a, b *Error) bool { return *a == *b })
+	}
+	return c, nil
+}
+
+// Errorf returns an error at pos in c's file, formatted like Parse's errors.
+// path names the field, like Definition.Path; it may be empty.
+func (c *Config) Errorf(pos Pos, path, format string, a ...any) *Error {
+	return newError(c.File, pos, path, format, a...)
+}
+
+func defaultConfig() *Config {
+	return &Config{
+		Server: Server{
+			Listen:            "127.0.0.1:8080",
+			ResponseTimeout:   30 * time.Second,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       75 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+		},
+		Admin: Admin{Listen: "127.0.0.1:9901"},
+		Log:   Log{Level: "info", Format: "json", AccessLog: true},
+		Drain: Drain{Delay: 5 * time.Second, Timeout: 30 * time.Second},
+	}
+}
+
+func (u *Upstream) setDefaults() {
+	u.Protocol = "http1"
+	u.Balancer = "round_robin"
+	u.ConnectTimeout = 3 * time.Second
+	u.Pool = Pool{MaxIdleTime: 4 * time.Second, MaxLifetime: 60 * time.Second}
+	u.OutlierDetection = OutlierDetection{
+		ConsecutiveFailures: 5,
+		BaseEjectionTime:    30 * time.Second,
+		MaxEjectionPercent:  50,
+	}
+}
+
+func (e *Endpoint) setDefaults() { e.Weight = 1 }
+
+func (h *HealthCheck) setDefaults() {
+	h.Interval = 10 * time.Second
+	h.Timeout = 2 * time.Second
+	h.HealthyThreshold = 2
+	h.UnhealthyThreshold = 3
+	h.ExpectedStatuses = []StatusRange{{200, 399}}
+}
+
+// setDefaults leaves ResponseTimeout and MaxBodySize to the validator, which
+// copies the server's when the route does not set them.
+func (r *Route) setDefaults() {
+	r.Retry = Retry{
+		Attempts:      3,
+		Backoff:       Backoff{Base: 25 * time.Millisecond, Max: 250 * time.Millisecond},
+		BudgetPercent: 20,
+		MinRetries:    3,
+	}
+}
+
+func (u *Upstream) setLoc(p Pos, path string)   { u.Pos, u.Path = p, path }
+func (r *Route) setLoc(p Pos, path string)      { r.Pos, r.Path = p, path }
+func (d *Definition) setLoc(p Pos, path string) { d.Pos, d.Path = p, path }

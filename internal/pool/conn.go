@@ -22,6 +22,7 @@ type conn struct {
 	cr    countingReader
 	cw    countingWriter
 	probe *prober
+	abort func() // unblocks any read or write in progress (made once, run by context.AfterFunc)
 
 	gen       uint64    // pool generation at dial; older generations are stale
 	created   time.Time // dial time

@@ -163,8 +163,7 @@ func (p *Pool) RoundTrip(ctx context.Context, req *http.Request, deadline time.T
 	}
 	var stop func() bool
 	if ctx.Done() != nil {
-		nc := c.nc
-		stop = context.AfterFunc(ctx, func() { nc.SetDeadline(aLongTimeAgo) })
+		stop = context.AfterFunc(ctx, c.abort)
 	}
 	resp, rerr := c.roundTrip(req, reused, idleAge)
 	if rerr != nil {
@@ -338,6 +337,7 @@ func (p *Pool) connect(ctx context.Context) (*conn, error) {
 	}
 	c.cw.w = nc
 	c.cr.r = nc
+	c.abort = func() { nc.SetDeadline(aLongTimeAgo) }
 	c.bw = bufio.NewWriterSize(&c.cw, 4<<10)
 	c.br = bufio.NewReaderSize(&c.cr, 4<<10)
 	if p.opt.MaxLifetime > 0 {

@@ -20,7 +20,7 @@ type backend struct {
 	conns atomic.Int64
 }
 
-func startBackend(t *testing.T, h http.HandlerFunc, idle time.Duration) *backend {
+func startBackend(t testing.TB, h http.HandlerFunc, idle time.Duration) *backend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -29,7 +29,7 @@ func startBackend(t *testing.T, h http.HandlerFunc, idle time.Duration) *backend
 	return serveOn(t, ln, h, idle)
 }
 
-func serveOn(t *testing.T, ln net.Listener, h http.HandlerFunc, idle time.Duration) *backend {
+func serveOn(t testing.TB, ln net.Listener, h http.HandlerFunc, idle time.Duration) *backend {
 	b := &backend{ln: ln}
 	if h == nil {
 		h = func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body); w.Write([]byte("ok")) }

@@ -1,0 +1,119 @@
+package cluster
+
+import (
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-gw/sluice/internal/pool"
+)
+
+func TestDecisionTable(t *testing.T) {
+	reset := syscall.ECONNRESET
+	timeout := timeoutErr{}
+	type tc struct {
+		name       string
+		method     string
+		key        bool // Idempotency-Key header
+		err        pool.Error
+		replayable bool
+		optIn      bool
+		want       Decision
+	}
+	tests := []tc{
+		// Nothing was sent: any method, any body, at once.
+		{"POST refused", "POST", false, pool.Error{Stage: pool.StageDial, Err: syscall.ECONNREFUSED}, false, false, RetryNow},
+		{"POST pool wait", "POST", false, pool.Error{Stage: pool.StageWait, Err: timeout}, false, false, RetryNow},
+		{"GET refused", "GET", false, pool.Error{Stage: pool.StageDial, Err: syscall.ECONNREFUSED}, true, false, RetryNow},
+		{"POST write failed, 0 bytes out, buffered body", "POST", false, pool.Error{Stage: pool.StageWrite, Written: 0, Peer: true, Err: reset}, true, false, RetryNow},
+		{"POST write failed, 0 bytes out, streamed body", "POST", false, pool.Error{Stage: pool.StageWrite, Written: 0, Peer: true, Err: reset}, false, false, NoRetry},
+		// Sent, no response.
+		{"GET reset on reused conn", "GET", false, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, true, false, RetryNow},
+		{"PUT reset on reused conn", "PUT", false, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, true, false, RetryNow},
+		{"DELETE reset on fresh conn", "DELETE", false, pool.Error{Stage: pool.StageAwait, Peer: true, Err: reset}, true, false, RetryBackoff},
+		{"POST reset on reused conn", "POST", false, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, true, false, NoRetry},
+		{"POST reset on reused conn, Idempotency-Key", "POST", true, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, true, false, RetryNow},
+		{"POST reset, route opts in", "POST", false, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, true, true, RetryNow},
+		{"PATCH partial write", "PATCH", false, pool.Error{Stage: pool.StageWrite, Written: 100, Peer: true, Err: reset}, true, false, NoRetry},
+		{"GET per-try timeout", "GET", false, pool.Error{Stage: pool.StageAwait, Err: timeout}, true, false, RetryBackoff},
+		{"POST per-try timeout", "POST", false, pool.Error{Stage: pool.StageAwait, Err: timeout}, true, false, NoRetry},
+		{"GET large streamed body reset", "GET", false, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, false, false, NoRetry},
+		// A response had begun.
+		{"GET garbled headers", "GET", false, pool.Error{Stage: pool.StageHeaders, Peer: true, Err: reset}, true, false, RetryBackoff},
+		{"POST garbled headers", "POST", false, pool.Error{Stage: pool.StageHeaders, Peer: true, Err: reset}, true, false, NoRetry},
+		{"GET body cut", "GET", false, pool.Error{Stage: pool.StageBody, Peer: true, Err: reset}, true, false, NoRetry},
+		// The client's fault.
+		{"client body", "POST", false, pool.Error{Stage: pool.StageClientBody, Err: reset}, true, true, NoRetry},
+		// HTTP/2 GOAWAY above last-stream-id: reported as nothing written.
+		{"POST h2 GOAWAY", "POST", false, pool.Error{Stage: pool.StageWrite, Written: 0, Reused: true, Err: reset}, true, false, RetryNow},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, _ := http.NewRequest(tc.method, "http://x/", nil)
+			if tc.key {
+				r.Header.Set("Idempotency-Key", "k1")
+			}
+			p := DefaultPolicy
+			p.RetryNonIdempotent = tc.optIn
+			e := tc.err
+			if got := decide(&e, idempotent(r), tc.replayable, &p); got != tc.want {
+				t.Fatalf("decide = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+func TestBackoff(t *testing.T) {
+	p := &Policy{BackoffBase: 10 * time.Millisecond, BackoffMax: 80 * time.Millisecond}
+	for n := 1; n <= 8; n++ {
+		ceiling := min(p.BackoffBase<<(n-1), p.BackoffMax)
+		for i := 0; i < 100; i++ {
+			if d := backoff(p, n); d <= 0 || d > ceiling {
+				t.Fatalf("backoff(%d) = %v, want (0, %v]", n, d, ceiling)
+			}
+		}
+	}
+	if d := backoff(&Policy{}, 3); d != 0 {
+		t.Fatalf("no base: backoff = %v, want 0", d)
+	}
+}
+
+func TestBudget(t *testing.T) {
+	b := NewBudget(20, 3)
+	b.active.Store(10) // 20% of 10 = 2, floor 3
+	for i := 0; i < 3; i++ {
+		if !b.try() {
+			t.Fatalf("retry %d refused under the floor", i)
+		}
+	}
+	if b.try() {
+		t.Fatal("4th concurrent retry allowed with floor 3 and 20% of 10")
+	}
+	b.active.Store(100) // 20% = 20
+	for i := 3; i < 20; i++ {
+		if !b.try() {
+			t.Fatalf("retry %d refused within 20%% of 100", i)
+		}
+	}
+	if b.try() {
+		t.Fatal("21st retry allowed")
+	}
+	if b.Exhausted() != 2 {
+		t.Fatalf("exhausted = %d, want 2", b.Exhausted())
+	}
+	b.done()
+	if !b.try() {
+		t.Fatal("a finished retry must free its place")
+	}
+}
+
+func (d Decision) String() string {
+	return [...]string{"NoRetry", "RetryNow", "RetryBackoff"}[d]
+}

@@ -174,8 +174,12 @@ func newCluster(name string, u *config.Upstream) (*cluster.Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	if u.Protocol != "" && u.Protocol != "http1" {
-		return nil, fmt.Errorf("protocol %q is not supported by this build yet (use http1)", u.Protocol)
+	proto := pool.HTTP1
+	switch u.Protocol {
+	case "h2":
+		proto = pool.H2
+	case "h2c":
+		proto = pool.H2C
 	}
 	var tcfg *tls.Config
 	if u.TLS != nil {
@@ -184,6 +188,7 @@ func newCluster(name string, u *config.Upstream) (*cluster.Cluster, error) {
 		}
 	}
 	popt := pool.Options{
+		Protocol:           proto,
 		ConnectTimeout:     u.ConnectTimeout,
 		MaxIdleTime:        u.Pool.MaxIdleTime,
 		MaxLifetime:        u.Pool.MaxLifetime,

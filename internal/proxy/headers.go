@@ -27,6 +27,9 @@ var hopHeaders = []string{
 // header names. It reports the Upgrade protocol when the request asks to
 // switch protocols, which is then kept.
 func removeHopByHop(h http.Header) (upgrade string) {
+	// Read before Connection's list is applied: a conforming client sends
+	// "Te: trailers" together with "Connection: Te".
+	te := httpguts.HeaderValuesContainsToken(h["Te"], "trailers")
 	if c := h["Connection"]; len(c) > 0 {
 		if httpguts.HeaderValuesContainsToken(c, "Upgrade") {
 			upgrade = h.Get("Upgrade")
@@ -39,7 +42,6 @@ func removeHopByHop(h http.Header) (upgrade string) {
 			}
 		}
 	}
-	te := httpguts.HeaderValuesContainsToken(h["Te"], "trailers")
 	for _, k := range hopHeaders {
 		if _, ok := h[k]; ok {
 			delete(h, k)

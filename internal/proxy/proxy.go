@@ -96,6 +96,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	clear(ex.Vars)
 	exchanges.Put(ex)
+	if cw.cut {
+		// End the client's connection abruptly: a clean end would pass a
+		// truncated body off as whole.
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // serve returns the status when the gateway answered itself.
@@ -202,20 +207,17 @@ func (h *Handler) copyResponse(w *countingWriter, resp *http.Response, ex *excha
 	err := copyBody(w, resp.Body, *bp, flush)
 	bufs.Put(bp)
 	if err != nil {
-		var pe interface{ Unwrap() error }
-		_ = pe
 		if errors.Is(err, errClientGone) {
 			ex.Reason = exchange.ClientCanceled
 		} else {
 			ex.Reason = exchange.UpstreamResetAfterStart
 		}
-		// End the client's connection abruptly: a clean end would pass a
-		// truncated body off as whole.
 		if h.AccessLog && h.Log != nil {
 			h.Log.LogAttrs(context.Background(), slog.LevelWarn, "response cut", slog.String("route", ex.RouteID),
 				slog.String("endpoint", ex.Endpoint), slog.String("reason", ex.Reason), slog.String("error", err.Error()))
 		}
-		panic(http.ErrAbortHandler)
+		w.cut = true // ServeHTTP aborts the connection once the request is logged
+		return
 	}
 	for k, vv := range resp.Trailer {
 		dst[k] = vv
@@ -350,6 +352,7 @@ type countingWriter struct {
 	http.ResponseWriter
 	status int
 	n      int64
+	cut    bool // the response body was cut short
 }
 
 func (w *countingWriter) WriteHeader(code int) {

@@ -1,14 +1,15 @@
 // Package gatewaytest runs a real gateway and real backends on loopback for
 // integration tests, the way net/http/httptest runs a server.
 //
-//	be := gatewaytest.NewEcho(t)
+//	be := gatewaytest.NewEcho(t, "api")
 //	g := gatewaytest.Start(t, `
-//	routes:
-//	  - id: api
-//	    uri: http://`+be.Addr()+`
-//	    predicates: [Path=/api/**]
-//	`)
-//	resp := gatewaytest.Get(t, g, "/api/x")
+//		routes:
+//		  - id: api
+//		    uri: http://`+be.Addr()+`
+//		    predicates: [Path=/api/**]
+//		`)
+//	resp, body := gatewaytest.Get(t, g, "/api/x")
+//	seen := gatewaytest.DecodeSeen(t, body) // what the backend received
 //
 // Everything started here is stopped by t.Cleanup.
 package gatewaytest
@@ -38,12 +39,17 @@ import (
 type Option func(*options)
 
 type options struct {
-	server string
-	log    io.Writer
+	server     string
+	log        io.Writer
+	drainDelay time.Duration
 }
 
 // WithServer adds YAML lines to the server block, e.g. "trusted_proxies: [127.0.0.1/32]".
 func WithServer(lines string) Option { return func(o *options) { o.server = lines } }
+
+// WithDrainDelay sets drain.delay (default 0s). The gateway is still
+// stopped at once at the end of the test.
+func WithDrainDelay(d time.Duration) Option { return func(o *options) { o.drainDelay = d } }
 
 // WithLog sends the gateway's log, as JSON lines at debug level, to w.
 func WithLog(w io.Writer) Option { return func(o *options) { o.log = w } }
@@ -68,7 +74,7 @@ func TryStart(body string, opts ...Option) (*gateway.Gateway, error) {
 	for _, f := range opts {
 		f(&o)
 	}
-	yaml := Header(o.server) + Dedent(body)
+	yaml := Header(o.server, o.drainDelay) + Dedent(body)
 	cfg, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {
 		return nil, err
@@ -82,7 +88,7 @@ func TryStart(body string, opts ...Option) (*gateway.Gateway, error) {
 }
 
 // Header is the YAML header Start puts before the test's body.
-func Header(serverLines string) string {
+func Header(serverLines string, drainDelay time.Duration) string {
 	var b strings.Builder
 	b.WriteString("server:\n  listen: 127.0.0.1:0\n")
 	for l := range strings.SplitSeq(strings.TrimSpace(Dedent(serverLines)), "\n") {
@@ -92,7 +98,7 @@ func Header(serverLines string) string {
 	}
 	b.WriteString("admin:\n  listen: 127.0.0.1:0\n")
 	b.WriteString("log:\n  access_log: true\n")
-	b.WriteString("drain:\n  delay: 0s\n  timeout: 1s\n")
+	b.WriteString("drain:\n  delay: " + drainDelay.String() + "\n  timeout: 1s\n")
 	return b.String()
 }
 

@@ -60,9 +60,8 @@ func New() *Metrics {
 	return m
 }
 
-// Begin and End bracket a request for the in-flight gauge.
+// Begin counts a request in flight; Observe ends it.
 func (m *Metrics) Begin() { m.inflight.Inc() }
-func (m *Metrics) End()   { m.inflight.Dec() }
 
 var classes = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
@@ -75,6 +74,7 @@ func class(status int) string {
 
 // Observe records a finished request (proxy.Observer).
 func (m *Metrics) Observe(ex *exchange.Exchange, method, path string, status int, reqBytes, respBytes int64, d time.Duration) {
+	m.inflight.Dec()
 	route := ex.RouteID
 	m.requests.WithLabelValues(route, ex.Upstream, class(status), ex.Reason).Inc()
 	m.duration.WithLabelValues(route, ex.Upstream).Observe(d.Seconds())

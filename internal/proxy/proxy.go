@@ -52,8 +52,9 @@ func (f *Forward) RoundTrip(r *http.Request) (*http.Response, error) {
 	return f.Cluster.Forward(r, f.Policy)
 }
 
-// Observer is told about each finished request (metrics, access log).
+// Observer is told when a request starts and when it finishes (metrics).
 type Observer interface {
+	Begin()
 	Observe(ex *exchange.Exchange, method, path string, status int, reqBytes, respBytes int64, d time.Duration)
 }
 
@@ -84,6 +85,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := exchanges.Get().(*exchange.Exchange)
 	*ex = exchange.Exchange{Start: time.Now(), Host: r.Host, Vars: ex.Vars[:0]}
 	cw := &countingWriter{ResponseWriter: w}
+	if h.Observer != nil {
+		h.Observer.Begin()
+	}
 	status, reqBytes := h.serve(cw, r, ex)
 	if status == 0 {
 		status = cw.status

@@ -1,0 +1,388 @@
+// Package backend is the test backend behind the gateway in integration
+// tests and chaos runs: a real net/http server on 127.0.0.1 whose connection
+// lifecycle (idle timeout, advertised keep-alive, requests per connection,
+// latency, shutdown style, restart on the same address) is set per test.
+//
+// Every request that carries an X-Request-Id header is recorded when it is
+// processed, before its response is written: a POST after its body has been
+// read in full. Records are kept in memory and, with Options.RecordFile,
+// appended to a file with one write per record, so they survive a SIGKILL.
+//
+// Responses: a POST (or PUT) is answered "len=<body bytes>"; any other method
+// "backend=<name> path=<path>", or N bytes of 'x' with ?bytes=N. ?sleep=<dur>
+// adds to the latency. Every response carries X-Backend: <name>.
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure a Backend. The zero value is a plain HTTP/1.1 server on
+// 127.0.0.1 with Go's defaults (no idle timeout, no Keep-Alive header).
+type Options struct {
+	Name string // reported in bodies, X-Backend and records; default the address
+	Addr string // listen address; default "127.0.0.1:0"
+
+	// IdleTimeout closes a keep-alive conn after it has been idle for exactly
+	// this long (with a FIN and no warning). Zero means never.
+	IdleTimeout time.Duration
+	// KeepAliveHeader, if set, is sent as the Keep-Alive header on every
+	// HTTP/1.x response, e.g. "timeout=5, max=100". It does not change
+	// IdleTimeout.
+	KeepAliveHeader string
+	// MaxRequestsPerConn answers the Nth request on a conn with
+	// "Connection: close" and closes the conn after it. Zero means no limit.
+	MaxRequestsPerConn int
+	// Latency delays every response; see also SetLatency.
+	Latency time.Duration
+
+	// H2C serves HTTP/2 with prior knowledge (h2c) besides HTTP/1.1.
+	H2C bool
+	// MaxConcurrentStreams per HTTP/2 conn; zero means Go's default (250).
+	MaxConcurrentStreams int
+
+	// RecordFile, if set, gets one line per recorded request (see ReadRecords).
+	RecordFile string
+}
+
+// Record is one request the backend processed.
+type Record struct {
+	At      time.Time
+	Backend string
+	Method  string
+	ID      string // the X-Request-Id header
+}
+
+// ShutdownStyle is how a backend stops serving.
+type ShutdownStyle int
+
+const (
+	// Graceful stops accepting, closes idle conns at once and lets in-flight
+	// requests finish, like http.Server.Shutdown (HTTP/2 conns get GOAWAY).
+	Graceful ShutdownStyle = iota
+	// Abrupt closes the listener and every conn at once (FIN, or RST where
+	// the kernel still holds unread data).
+	Abrupt
+	// Reset sets SO_LINGER 0 on every conn and closes it, so peers get RST.
+	Reset
+)
+
+var styleNames = []string{"graceful", "abrupt", "reset"}
+
+func (s ShutdownStyle) String() string {
+	if int(s) < len(styleNames) {
+		return styleNames[s]
+	}
+	return "ShutdownStyle(" + strconv.Itoa(int(s)) + ")"
+}
+
+// ParseShutdownStyle parses "graceful", "abrupt" or "reset".
+func ParseShutdownStyle(s string) (ShutdownStyle, error) {
+	for i, n := range styleNames {
+		if s == n {
+			return ShutdownStyle(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown shutdown style %q (want graceful, abrupt or reset)", s)
+}
+
+// Backend is a running test backend. Its methods are safe for concurrent use.
+type Backend struct {
+	opts    Options
+	addr    string
+	latency atomic.Int64 // nanoseconds
+	served  atomic.Int64
+
+	recMu   sync.Mutex
+	records []Record
+	recFile *os.File
+
+	mu    sync.Mutex
+	srv   *http.Server // nil while stopped
+	conns map[net.Conn]struct{}
+	done  chan struct{} // closed when srv's Serve returns
+}
+
+// Start listens on opts.Addr and serves until Shutdown or Close.
+func Start(opts Options) (*Backend, error) {
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	b := &Backend{opts: opts, conns: make(map[net.Conn]struct{})}
+	b.latency.Store(int64(opts.Latency))
+	if opts.RecordFile != "" {
+		f, err := os.OpenFile(opts.RecordFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		b.recFile = f
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		if b.recFile != nil {
+			b.recFile.Close()
+		}
+		return nil, err
+	}
+	b.addr = ln.Addr().String()
+	if b.opts.Name == "" {
+		b.opts.Name = b.addr
+	}
+	b.serve(ln)
+	return b, nil
+}
+
+// Addr is the host:port the backend listens on; it survives Restart.
+func (b *Backend) Addr() string { return b.addr }
+
+// Name is Options.Name, or the address.
+func (b *Backend) Name() string { return b.opts.Name }
+
+// SetLatency changes the per-request delay for requests that start later.
+func (b *Backend) SetLatency(d time.Duration) { b.latency.Store(int64(d)) }
+
+// Served is the number of responses started, recorded or not.
+func (b *Backend) Served() int64 { return b.served.Load() }
+
+// Processed returns a copy of the records so far.
+func (b *Backend) Processed() []Record {
+	b.recMu.Lock()
+	defer b.recMu.Unlock()
+	return append([]Record(nil), b.records...)
+}
+
+// Conns is the number of open client conns.
+func (b *Backend) Conns() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.conns)
+}
+
+var nopLogger = log.New(io.Discard, "", 0)
+
+type connKey struct{}
+
+// connInfo is per-conn state, reached from a request's context.
+type connInfo struct{ requests atomic.Int64 }
+
+func (b *Backend) serve(ln net.Listener) {
+	srv := &http.Server{
+		Handler:     b,
+		IdleTimeout: b.opts.IdleTimeout,
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, new(connInfo))
+		},
+		ConnState: b.trackConn,
+		ErrorLog:  nopLogger,
+	}
+	if b.opts.H2C {
+		var p http.Protocols
+		p.SetHTTP1(true)
+		p.SetUnencryptedHTTP2(true)
+		srv.Protocols = &p
+		srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: b.opts.MaxConcurrentStreams}
+	}
+	done := make(chan struct{})
+	b.mu.Lock()
+	b.srv = srv
+	b.done = done
+	b.mu.Unlock()
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+}
+
+func (b *Backend) trackConn(c net.Conn, s http.ConnState) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch s {
+	case http.StateNew:
+		b.conns[c] = struct{}{}
+	case http.StateClosed, http.StateHijacked:
+		delete(b.conns, c)
+	}
+}
+
+// ServeHTTP answers every request as described in the package comment.
+func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var n int64
+	if r.Method == http.MethodPost || r.Method == http.MethodPut {
+		var err error
+		n, err = io.Copy(io.Discard, r.Body)
+		if err != nil {
+			return // the client went away before sending the whole body
+		}
+	}
+	if id := r.Header.Get("X-Request-Id"); id != "" {
+		b.record(Record{At: time.Now(), Backend: b.opts.Name, Method: r.Method, ID: id})
+	}
+	delay := time.Duration(b.latency.Load())
+	if s := r.URL.Query().Get("sleep"); s != "" {
+		if d, err := time.ParseDuration(s); err == nil {
+			delay += d
+		}
+	}
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+
+	h := w.Header()
+	h.Set("X-Backend", b.opts.Name)
+	if r.ProtoMajor == 1 {
+		if b.opts.KeepAliveHeader != "" {
+			h.Set("Keep-Alive", b.opts.KeepAliveHeader)
+		}
+		if ci, ok := r.Context().Value(connKey{}).(*connInfo); ok && b.opts.MaxRequestsPerConn > 0 {
+			if ci.requests.Add(1) >= int64(b.opts.MaxRequestsPerConn) {
+				h.Set("Connection", "close")
+			}
+		}
+	}
+	var body []byte
+	switch {
+	case r.Method == http.MethodPost || r.Method == http.MethodPut:
+		body = []byte("len=" + strconv.FormatInt(n, 10))
+	case r.URL.Query().Has("bytes"):
+		size, _ := strconv.Atoi(r.URL.Query().Get("bytes"))
+		body = []byte(strings.Repeat("x", max(size, 0)))
+	default:
+		body = []byte("backend=" + b.opts.Name + " path=" + r.URL.Path)
+	}
+	h.Set("Content-Type", "text/plain")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	b.served.Add(1)
+	w.Write(body)
+}
+
+func (b *Backend) record(rec Record) {
+	b.recMu.Lock()
+	defer b.recMu.Unlock()
+	b.records = append(b.records, rec)
+	if b.recFile != nil {
+		// One write per record, O_APPEND: a SIGKILL loses no whole line.
+		b.recFile.Write([]byte(formatRecord(rec)))
+	}
+}
+
+func formatRecord(r Record) string {
+	return fmt.Sprintf("%d %s %s %s\n", r.At.UnixNano(), r.Backend, r.Method, r.ID)
+}
+
+// ReadRecords reads a record file written by a backend (possibly by several
+// backends, or by one across restarts). A torn last line is ignored.
+func ReadRecords(path string) ([]Record, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var recs []Record
+	for line := range strings.Lines(string(data)) {
+		if !strings.HasSuffix(line, "\n") {
+			break
+		}
+		f := strings.Fields(line)
+		if len(f) != 4 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			continue
+		}
+		recs = append(recs, Record{At: time.Unix(0, ns), Backend: f[1], Method: f[2], ID: f[3]})
+	}
+	return recs, nil
+}
+
+// Shutdown stops serving in the given style. Graceful waits for in-flight
+// requests until ctx is done, then closes the rest. The backend can be
+// started again on the same address with Restart.
+func (b *Backend) Shutdown(ctx context.Context, style ShutdownStyle) error {
+	b.mu.Lock()
+	srv, done := b.srv, b.done
+	b.srv = nil
+	b.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	var err error
+	switch style {
+	case Graceful:
+		if err = srv.Shutdown(ctx); err != nil {
+			srv.Close()
+		}
+	case Reset:
+		// SO_LINGER 0 first, so that Close (listener first, then every
+		// conn) sends RST instead of FIN.
+		b.mu.Lock()
+		for c := range b.conns {
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetLinger(0)
+			}
+		}
+		b.mu.Unlock()
+		err = srv.Close()
+	default:
+		err = srv.Close()
+	}
+	<-done
+	return err
+}
+
+// Restart stops the backend in the given style, stays down for down, and
+// serves again on the same address with a fresh http.Server. Records and
+// latency carry over.
+func (b *Backend) Restart(style ShutdownStyle, down time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b.Shutdown(ctx, style)
+	time.Sleep(down)
+	return b.Listen()
+}
+
+// Listen serves again on the backend's address after a Shutdown. It fails if
+// the backend is serving.
+func (b *Backend) Listen() error {
+	b.mu.Lock()
+	serving := b.srv != nil
+	b.mu.Unlock()
+	if serving {
+		return errors.New("backend: already serving")
+	}
+	ln, err := net.Listen("tcp", b.addr)
+	if err != nil {
+		return err
+	}
+	b.serve(ln)
+	return nil
+}
+
+// Close stops the backend abruptly and closes the record file.
+func (b *Backend) Close() error {
+	err := b.Shutdown(context.Background(), Abrupt)
+	b.recMu.Lock()
+	defer b.recMu.Unlock()
+	if b.recFile != nil {
+		b.recFile.Close()
+		b.recFile = nil
+	}
+	return err
+}

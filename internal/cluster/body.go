@@ -19,11 +19,16 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b
 type replay struct {
 	buf *[]byte
 	rd  bytes.Reader
+	// body is what each try sends: a NopCloser around rd, which
+	// (*http.Request).Write knows is in memory, so it writes the request in
+	// one piece instead of flushing the headers first.
+	body io.ReadCloser
 }
 
 func (r *replay) Read(p []byte) (int, error) { return r.rd.Read(p) }
 func (r *replay) Close() error               { return nil }
 func (r *replay) rewind()                    { r.rd.Reset(*r.buf) }
+func (r *replay) fresh() io.ReadCloser       { return io.NopCloser(bytes.NewReader(*r.buf)) }
 func (r *replay) free() {
 	if cap(*r.buf) <= 1<<20 {
 		*r.buf = (*r.buf)[:0]
@@ -88,8 +93,9 @@ func bufferBody(req *http.Request, limit int64) (*replay, error) {
 	}
 	req.Body.Close()
 	r := &replay{buf: buf}
+	r.body = io.NopCloser(&r.rd)
 	r.rewind()
-	req.Body = r
+	req.Body = r.body
 	if req.Trailer == nil {
 		req.ContentLength = int64(len(b))
 		req.TransferEncoding = nil

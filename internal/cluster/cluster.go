@@ -119,9 +119,10 @@ func (c *Cluster) SetEndpoints(specs []endpoint.Spec) {
 		}
 		if s.Draining && !e.Draining() {
 			e.SetDraining(true)
-			e.Pool.CloseIdle()
+			e.Pool.Retire(true)
 		} else if !s.Draining && e.Draining() {
 			e.SetDraining(false)
+			e.Pool.Retire(false)
 		}
 		listed = append(listed, e)
 	}
@@ -264,7 +265,12 @@ func (c *Cluster) Forward(req *http.Request, p *Policy) (*http.Response, error) 
 	tried = triedBuf[:0]
 	var last *pool.Error
 	sameOK := true
-	retrying := false
+	retrying := false // a budgeted retry is in flight
+	defer func() {
+		if retrying {
+			bud.done()
+		}
+	}()
 	for try := 1; ; try++ {
 		now := time.Now()
 		ep := c.pick(req, now, tried, sameOK)
@@ -286,8 +292,10 @@ func (c *Cluster) Forward(req *http.Request, p *Policy) (*http.Response, error) 
 				tryDeadline = d
 			}
 		}
-		if replay != nil {
-			replay.rewind()
+		if replay != nil && try > 1 {
+			// A fresh reader per retry: an HTTP/2 stream's writer may still
+			// hold the previous one.
+			req.Body = replay.fresh()
 		}
 		req.URL.Host = ep.Addr
 		ep.Begin()
@@ -304,7 +312,6 @@ func (c *Cluster) Forward(req *http.Request, p *Policy) (*http.Response, error) 
 				c.Retries[RetryBackoff].Add(1)
 				retrying = true
 				if !sleep(ctx, backoff(p, try), deadline) {
-					bud.done()
 					return nil, &exchange.Error{Status: http.StatusGatewayTimeout, Reason: exchange.ResponseTimeout, Err: context.DeadlineExceeded}
 				}
 				continue
@@ -330,16 +337,19 @@ func (c *Cluster) Forward(req *http.Request, p *Policy) (*http.Response, error) 
 			}
 			return nil, c.fail(ex, pe, deadline)
 		}
-		if !bud.try() {
-			return nil, &exchange.Error{Status: http.StatusBadGateway, Reason: exchange.RetryBudgetExhausted, Err: pe}
+		// A request that provably was not processed is not a second load on
+		// anyone: its retry is outside the budget (the attempts still bound it).
+		if !pe.NotProcessed() {
+			if !bud.try() {
+				return nil, &exchange.Error{Status: http.StatusBadGateway, Reason: exchange.RetryBudgetExhausted, Err: pe}
+			}
+			retrying = true
 		}
-		retrying = true
 		c.Retries[d].Add(1)
 		// A connection that was never made says nothing good of that endpoint:
 		// never go back to it. A dead pooled connection does not condemn it.
 		sameOK = !(pe.Stage == pool.StageDial)
 		if d == RetryBackoff && !sleep(ctx, backoff(p, try), deadline) {
-			bud.done()
 			return nil, c.fail(ex, pe, deadline)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -185,7 +184,6 @@ func TestResponseTimeout(t *testing.T) {
 
 func TestDrainingEndpoint(t *testing.T) {
 	release := make(chan struct{})
-	var slow sync.Once
 	a := serve(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-Slow") != "" {
 			<-release
@@ -193,7 +191,6 @@ func TestDrainingEndpoint(t *testing.T) {
 		w.Write([]byte("a"))
 	})
 	b := serve(t, nil)
-	_ = slow
 	c := newCluster(Options{Name: "u"})
 	defer c.Close()
 	c.SetEndpoints(specs(a.addr, b.addr))

@@ -74,8 +74,8 @@ func decide(e *pool.Error, idem, replayable bool, p *Policy) Decision {
 		return RetryNow // nothing sent, body untouched: safe for any method
 	case !replayable:
 		return NoRetry // the body is gone
-	case e.Stage == pool.StageWrite && e.Written == 0:
-		return RetryNow // nothing reached the backend
+	case e.NotProcessed():
+		return RetryNow // nothing reached the backend, or nothing it got was read
 	case e.Stage > pool.StageHeaders:
 		return NoRetry // the response had begun
 	case !idem && !p.RetryNonIdempotent:

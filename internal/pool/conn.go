@@ -2,6 +2,7 @@ package pool
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -30,19 +31,22 @@ type conn struct {
 	idleSince time.Time // when it last went idle
 	lastAlive time.Duration
 	requests  int
-	remaining int // requests still allowed by the server (Keep-Alive max); -1 = no limit
+	wroteAt   time.Time // when the current request's write began
+	remaining int       // requests still allowed by the server (Keep-Alive max); -1 = no limit
 	reusable  bool
 }
 
 type countingWriter struct {
-	w   io.Writer
-	n   int64
-	err error
+	w      io.Writer
+	n      int64
+	writes int
+	err    error
 }
 
 func (w *countingWriter) Write(p []byte) (int, error) {
 	n, err := w.w.Write(p)
 	w.n += int64(n)
+	w.writes++
 	if err != nil && w.err == nil {
 		w.err = err
 	}
@@ -63,9 +67,10 @@ func (r *countingReader) Read(p []byte) (int, error) {
 // roundTrip writes req and reads the response headers. On success the caller
 // owns the response body, which gives the connection back when it is done.
 func (c *conn) roundTrip(req *http.Request, reused bool, idleAge time.Duration) (*http.Response, *Error) {
-	c.cw.n, c.cw.err = 0, nil
+	c.cw.n, c.cw.err, c.cw.writes = 0, nil, 0
 	c.cr.n = 0
 	c.requests++
+	c.wroteAt = time.Now()
 	fail := func(stage Stage, err error) *Error {
 		return &Error{Stage: stage, Reused: reused, IdleAge: idleAge, Written: c.cw.n, Peer: isPeerClose(err), Err: err}
 	}
@@ -84,7 +89,9 @@ func (c *conn) roundTrip(req *http.Request, reused bool, idleAge time.Duration) 
 		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {
 			if c.cr.n == 0 {
-				return nil, fail(StageAwait, err)
+				e := fail(StageAwait, err)
+				e.Unread = (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && c.proveUnread() // ReadResponse reports a FIN as ErrUnexpectedEOF
+				return nil, e
 			}
 			return nil, fail(StageHeaders, err)
 		}
@@ -94,6 +101,34 @@ func (c *conn) roundTrip(req *http.Request, reused bool, idleAge time.Duration) 
 			continue
 		}
 		return resp, nil
+	}
+}
+
+// proveUnread is called after a connection ended (FIN) with no response
+// byte. It waits a bounded time for an RST to follow. A FIN then an RST means
+// the backend closed the socket first and our bytes arrived at a closed
+// socket, which answers with RST: the application never read the request.
+// (A backend that read the request and then closed, or crashed, sends a FIN
+// and nothing more, since no further bytes of ours arrive.) The proof needs
+// the whole request to have left in one write, so that no later part could
+// arrive after the backend had read an earlier one.
+//
+// The RST comes back one round trip after the write at the latest; the wait
+// is bounded by the endpoint's fastest recent response (a round trip plus the
+// backend's quickest work), so only a failing request waits.
+func (c *conn) proveUnread() bool {
+	if c.cw.writes != 1 {
+		return false
+	}
+	bound := c.pool.rttBound()
+	for end := c.wroteAt.Add(bound); ; {
+		if c.probe.resetSeen() {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

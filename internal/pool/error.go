@@ -47,7 +47,11 @@ type Error struct {
 	// Peer reports that the backend closed or reset the connection (as opposed
 	// to a timeout or a local cancellation).
 	Peer bool
-	Err  error
+	// Unread reports proof that the backend never read the request: the
+	// connection's FIN came first and then an RST answered the request's
+	// bytes, which a closed socket does (see conn.proveUnread).
+	Unread bool
+	Err    error
 }
 
 func (e *Error) Error() string { return e.Stage.String() + ": " + e.Err.Error() }
@@ -57,6 +61,10 @@ func (e *Error) Unwrap() error { return e.Err }
 func (e *Error) NotSent() bool {
 	return e.Stage == StageWait || e.Stage == StageDial || (e.Stage == StageWrite && e.Written == 0)
 }
+
+// NotProcessed reports whether the backend provably did not act on the
+// request: nothing reached it, or nothing it received was read.
+func (e *Error) NotProcessed() bool { return e.NotSent() || e.Unread }
 
 // NoResponse reports whether no response byte was received.
 func (e *Error) NoResponse() bool {

@@ -107,11 +107,13 @@ type Pool struct {
 	waiters  []chan *conn
 	gen      uint64
 	ka       keepAlive
-	draining bool
+	draining bool // Drain: no new leases, release when empty
+	retiring bool // Retire: leases allowed, but no connection is kept idle
 	onEmpty  func()
 	h2       *h2pool // set for H2 and H2C
 
 	opened, reused, waited, waitNanos atomic.Uint64
+	ttfb                              atomic.Int64 // low envelope of time to first response byte, ns
 	closed                            [numReasons]atomic.Uint64
 	active                            atomic.Int64
 }
@@ -180,6 +182,7 @@ func (p *Pool) RoundTrip(ctx context.Context, req *http.Request, deadline time.T
 	if !deadline.IsZero() {
 		c.nc.SetDeadline(time.Time{})
 	}
+	p.sawTTFB(time.Since(c.wroteAt))
 	c.reusable = !resp.Close && !req.Close
 	p.mu.Lock()
 	if reused {
@@ -209,6 +212,28 @@ func (p *Pool) RoundTrip(ctx context.Context, req *http.Request, deadline time.T
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
+
+// sawTTFB keeps a low envelope of the endpoint's time to first byte: it
+// follows a faster sample at once and drifts up slowly (1/64 of the gap).
+func (p *Pool) sawTTFB(d time.Duration) {
+	old := p.ttfb.Load()
+	n := int64(d)
+	if old != 0 && n > old {
+		n = old + (n-old)/64
+	}
+	p.ttfb.Store(n)
+}
+
+// rttBound is how long an answer to a request can take to come back at the
+// least busy: 1.5× the low envelope of time to first byte, plus 5ms for
+// scheduling; 100ms while nothing is known; never more than a second.
+func (p *Pool) rttBound() time.Duration {
+	t := time.Duration(p.ttfb.Load())
+	if t == 0 {
+		return 100 * time.Millisecond
+	}
+	return min(t*3/2+5*time.Millisecond, time.Second)
+}
 
 // get leases a connection: the most recently used idle one that is within
 // the endpoint's keep-alive window, fresh, and passes the liveness probe; or
@@ -390,7 +415,7 @@ func (p *Pool) recycle(c *conn) {
 		reason, retire = ReasonKeepAliveHint, true
 	case p.ka.noPool:
 		reason, retire = ReasonKeepAliveHint, true
-	case p.draining:
+	case p.draining || p.retiring:
 		reason, retire = ReasonDrain, true
 	}
 	if retire {
@@ -490,6 +515,22 @@ func (p *Pool) Drain(onEmpty func()) {
 	sweeper.remove(p)
 	if empty && onEmpty != nil {
 		onEmpty()
+	}
+}
+
+// Retire closes idle connections now and every other connection when its
+// request ends, while still serving requests (each on a new connection):
+// the endpoint is terminating but serving, and should be used only if
+// nothing else is left. Retire(false) undoes it.
+func (p *Pool) Retire(on bool) {
+	p.mu.Lock()
+	p.retiring = on
+	p.mu.Unlock()
+	if on {
+		p.CloseIdle()
+		if p.h2 != nil {
+			p.drainH2()
+		}
 	}
 }
 

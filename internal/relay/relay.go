@@ -18,8 +18,12 @@
 // A refused dial to the target resets the accepted client conn after one
 // latency. The client cannot see "connection refused": its connect already
 // succeeded against the relay, so it sees ECONNRESET on its first read or
-// write (or EOF if it only reads after the reset was processed). Use
-// [Relay.SetDown] to refuse at the TCP level instead, as a dead host does.
+// write (or EOF if it only reads after the reset was processed). A
+// single-target relay then goes down by itself (the kernel refuses connects,
+// as through a real network path to a closed port) and comes back up as soon
+// as the target accepts again, checked every 20ms; so only the first connect
+// after a target stops listening is accepted and reset. Use [Relay.SetDown]
+// to refuse at the TCP level from the start, as a dead host does.
 package relay
 
 import (
@@ -46,6 +50,9 @@ type Relay struct {
 	links    map[*link]struct{}
 	closed   bool
 	dropIdle time.Duration
+	// following: the relay went down because its target refused (see followTarget).
+	following  bool
+	manualDown bool // SetDown(true) was called: only SetDown(false) brings the relay up
 
 	accepted atomic.Int64
 	wg       sync.WaitGroup
@@ -119,11 +126,16 @@ func (r *Relay) SetDropIdle(d time.Duration) {
 // SetDown(true) closes the listening socket, so that new connects are
 // refused by the kernel, as when the host behind the relay is dead; relayed
 // conns are not touched. SetDown(false) listens again on the same address.
-func (r *Relay) SetDown(down bool) error {
+func (r *Relay) SetDown(down bool) error { return r.setDown(down, true) }
+
+func (r *Relay) setDown(down, manual bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return net.ErrClosed
+	}
+	if manual {
+		r.manualDown = down
 	}
 	if down {
 		if r.ln != nil {
@@ -217,6 +229,45 @@ func (r *Relay) serveLocked(ln net.Listener) {
 	}()
 }
 
+// followTarget mirrors a refusing single target: the relay stops listening
+// until the target accepts again.
+func (r *Relay) followTarget(target string) {
+	r.mu.Lock()
+	if len(r.targets) != 1 || r.following || r.closed || r.ln == nil {
+		r.mu.Unlock()
+		return
+	}
+	r.following = true
+	r.ln.Close()
+	r.ln = nil
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		back := false
+		for i := 0; i < 3000 && !back; i++ { // 60s at most
+			time.Sleep(20 * time.Millisecond)
+			r.mu.Lock()
+			stop := r.closed || r.manualDown || len(r.targets) != 1 || r.targets[0] != target || r.ln != nil
+			r.mu.Unlock()
+			if stop {
+				break
+			}
+			if c, err := net.DialTimeout("tcp", target, time.Second); err == nil {
+				c.Close()
+				back = true
+			}
+		}
+		r.mu.Lock()
+		r.following = false
+		up := back && r.ln == nil && !r.closed && !r.manualDown
+		r.mu.Unlock()
+		if up {
+			r.setDown(false, false)
+		}
+	}()
+}
+
 func (r *Relay) pickTarget() (string, time.Duration, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -238,6 +289,9 @@ func (r *Relay) handle(client *net.TCPConn) {
 	time.Sleep(r.latency())
 	c, err := net.DialTimeout("tcp", target, 5*time.Second)
 	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			r.followTarget(target)
+		}
 		time.Sleep(r.latency())
 		reset(client)
 		return

@@ -14,6 +14,8 @@
 package backend
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -63,6 +65,11 @@ type Record struct {
 	Backend string
 	Method  string
 	ID      string // the X-Request-Id header
+	// Dropped: the server read this request from the socket but closed the
+	// connection before any handler ran (net/http's Shutdown closes a
+	// connection it still counts as idle while a request is being read). It
+	// was not processed, and no proxy can tell it from one that was.
+	Dropped bool
 }
 
 // ShutdownStyle is how a backend stops serving.
@@ -175,14 +182,90 @@ var nopLogger = log.New(io.Discard, "", 0)
 type connKey struct{}
 
 // connInfo is per-conn state, reached from a request's context.
-type connInfo struct{ requests atomic.Int64 }
+type connInfo struct {
+	requests atomic.Int64
+	tap      *tapConn
+}
+
+// tapConn keeps the bytes read since the last request reached a handler, so
+// that a request the server reads and then drops unhandled is recorded.
+type tapConn struct {
+	net.Conn
+	mu      sync.Mutex
+	pending []byte
+	onDrop  func(method, id string)
+}
+
+func (c *tapConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.mu.Lock()
+		if len(c.pending) < 64<<10 {
+			c.pending = append(c.pending, p[:n]...)
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// handled marks the buffered bytes as delivered to a handler.
+func (c *tapConn) handled() {
+	c.mu.Lock()
+	c.pending = c.pending[:0]
+	c.mu.Unlock()
+}
+
+// dropped returns the request left unhandled in the buffered bytes, if any.
+func (c *tapConn) dropped() (method, id string, ok bool) {
+	c.mu.Lock()
+	data := append([]byte(nil), c.pending...)
+	c.mu.Unlock()
+	if len(data) == 0 {
+		return "", "", false
+	}
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(data)))
+	if err != nil || req.Header.Get("X-Request-Id") == "" {
+		return "", "", false
+	}
+	return req.Method, req.Header.Get("X-Request-Id"), true
+}
+
+// Close records a request the server read but never handed to a handler,
+// then closes. http.Server.Shutdown closes idle connections through here.
+func (c *tapConn) Close() error {
+	c.mu.Lock()
+	onDrop := c.onDrop
+	c.onDrop = nil
+	c.mu.Unlock()
+	if onDrop != nil {
+		if method, id, ok := c.dropped(); ok {
+			onDrop(method, id)
+		}
+	}
+	return c.Conn.Close()
+}
+
+type tapListener struct {
+	net.Listener
+	onDrop func(method, id string)
+}
+
+func (l tapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &tapConn{Conn: c, onDrop: l.onDrop}, nil
+}
 
 func (b *Backend) serve(ln net.Listener) {
 	srv := &http.Server{
 		Handler:     b,
 		IdleTimeout: b.opts.IdleTimeout,
-		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
-			return context.WithValue(ctx, connKey{}, new(connInfo))
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			ci := new(connInfo)
+			ci.tap, _ = c.(*tapConn)
+			return context.WithValue(ctx, connKey{}, ci)
 		},
 		ConnState: b.trackConn,
 		ErrorLog:  nopLogger,
@@ -201,7 +284,9 @@ func (b *Backend) serve(ln net.Listener) {
 	b.mu.Unlock()
 	go func() {
 		defer close(done)
-		srv.Serve(ln)
+		srv.Serve(tapListener{ln, func(method, id string) {
+			b.record(Record{At: time.Now(), Backend: b.opts.Name, Method: method, ID: id, Dropped: true})
+		}})
 	}()
 }
 
@@ -218,6 +303,9 @@ func (b *Backend) trackConn(c net.Conn, s http.ConnState) {
 
 // ServeHTTP answers every request as described in the package comment.
 func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if ci, _ := r.Context().Value(connKey{}).(*connInfo); ci != nil && ci.tap != nil && r.ProtoMajor == 1 {
+		ci.tap.handled()
+	}
 	var n int64
 	if r.Method == http.MethodPost || r.Method == http.MethodPut {
 		var err error
@@ -284,6 +372,9 @@ func (b *Backend) record(rec Record) {
 }
 
 func formatRecord(r Record) string {
+	if r.Dropped {
+		return fmt.Sprintf("%d %s %s %s dropped\n", r.At.UnixNano(), r.Backend, r.Method, r.ID)
+	}
 	return fmt.Sprintf("%d %s %s %s\n", r.At.UnixNano(), r.Backend, r.Method, r.ID)
 }
 
@@ -300,14 +391,14 @@ func ReadRecords(path string) ([]Record, error) {
 			break
 		}
 		f := strings.Fields(line)
-		if len(f) != 4 {
+		if len(f) != 4 && !(len(f) == 5 && f[4] == "dropped") {
 			continue
 		}
 		ns, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
 			continue
 		}
-		recs = append(recs, Record{At: time.Unix(0, ns), Backend: f[1], Method: f[2], ID: f[3]})
+		recs = append(recs, Record{At: time.Unix(0, ns), Backend: f[1], Method: f[2], ID: f[3], Dropped: len(f) == 5})
 	}
 	return recs, nil
 }
@@ -334,6 +425,9 @@ func (b *Backend) Shutdown(ctx context.Context, style ShutdownStyle) error {
 		// conn) sends RST instead of FIN.
 		b.mu.Lock()
 		for c := range b.conns {
+			if t, ok := c.(*tapConn); ok {
+				c = t.Conn
+			}
 			if tc, ok := c.(*net.TCPConn); ok {
 				tc.SetLinger(0)
 			}

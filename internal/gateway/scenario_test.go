@@ -127,8 +127,8 @@ func TestScenarios(t *testing.T) {
 				p.pool = "{max_lifetime: 3s}"
 			}
 			res := chaos.Run(context.Background(), chaos.Config{}, s, p)
-			t.Logf("%s: sent=%d ok=%d errors=%s dupPOST=%d lostPOST=%d failedPOSTprocessed=%d retriedGET=%d %s (%v)",
-				res.Verdict(), res.Sent, res.OK, res.ErrorSummary(), res.DupPOSTs, res.LostPOSTs, res.FailedPOSTsProcessed,
+			t.Logf("%s: sent=%d ok=%d errors=%s dupPOST=%d lostPOST=%d droppedPOST=%d failedPOSTprocessed=%d retriedGET=%d %s (%v)",
+				res.Verdict(), res.Sent, res.OK, res.ErrorSummary(), res.DupPOSTs, res.LostPOSTs, res.DroppedPOSTs, res.FailedPOSTsProcessed,
 				res.RetriedGETs, strings.Join(res.Notes, "; "), res.Elapsed.Round(100_000_000))
 			switch res.Verdict() {
 			case "pass":

@@ -336,7 +336,8 @@ type event struct {
 type pipe struct {
 	src, dst *net.TCPConn
 	q        chan event
-	finDone  bool // FIN delivered to dst; only the writer touches it
+	finDone  bool        // FIN delivered to dst; only the writer touches it
+	srcEOF   atomic.Bool // src sent its FIN
 }
 
 type link struct {
@@ -481,6 +482,7 @@ func (l *link) read(p *pipe) {
 			return
 		}
 		if errors.Is(err, io.EOF) {
+			p.srcEOF.Store(true)
 			l.push(p, event{kind: kindFIN, read: now})
 		} else {
 			// ECONNRESET, or anything else that ended the stream abruptly.
@@ -536,6 +538,11 @@ func (l *link) write(p *pipe, rev *pipe) {
 					// The far side answered with an RST; it travels back.
 					l.push(rev, event{kind: kindRST, read: time.Now()})
 				}
+			} else if rev.srcEOF.Load() {
+				// Data to a side that has sent its FIN: if that side has
+				// closed its socket, its kernel answers with an RST, which no
+				// read or write of ours would see. Watch for it.
+				go l.watchReset(p.dst, rev)
 			}
 		case kindFIN:
 			if !p.finDone {
@@ -550,6 +557,18 @@ func (l *link) write(p *pipe, rev *pipe) {
 			l.abort(true)
 			return
 		}
+	}
+}
+
+// watchReset waits up to a second for c to be reset and sends the RST on
+// through rev, as a router would pass it on.
+func (l *link) watchReset(c *net.TCPConn, rev *pipe) {
+	for i := 0; i < 1000 && !l.isDone(); i++ {
+		if wasReset(c) {
+			l.push(rev, event{kind: kindRST, read: time.Now()})
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -79,11 +79,10 @@ func (h *Handler) Table() *Table { return h.table.Load() }
 // SetClosing makes every later HTTP/1.1 response ask the client to close the connection.
 func (h *Handler) SetClosing(c bool) { h.closing.Store(c) }
 
-var exchanges = sync.Pool{New: func() any { return new(exchange.Exchange) }}
-
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := exchanges.Get().(*exchange.Exchange)
-	*ex = exchange.Exchange{Start: time.Now(), Host: r.Host, Vars: ex.Vars[:0]}
+	// Not pooled: the request's context carries ex, and contexts can outlive
+	// the handler (an HTTP/2 stream's writer, a context.AfterFunc).
+	ex := &exchange.Exchange{Start: time.Now(), Host: r.Host}
 	cw := &countingWriter{ResponseWriter: w}
 	if h.Observer != nil {
 		h.Observer.Begin()
@@ -98,8 +97,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.AccessLog && h.Log != nil {
 		h.logAccess(r, ex, status, reqBytes, cw.n)
 	}
-	clear(ex.Vars)
-	exchanges.Put(ex)
 	if cw.cut {
 		// End the client's connection abruptly: a clean end would pass a
 		// truncated body off as whole.

@@ -312,3 +312,23 @@ func BenchmarkForward(b *testing.B) {
 		resp.Body.Close()
 	}
 }
+
+// BenchmarkPoolOnly is BenchmarkForward without the cluster: the same request
+// straight through the endpoint's pool. Forward's allocs/op minus this one's
+// is what picking, retry bookkeeping and the budget cost on the fast path.
+func BenchmarkPoolOnly(b *testing.B) {
+	s := serve(b, nil)
+	p := pool.New(pool.Options{Addr: s.addr})
+	defer p.Drain(nil)
+	ctx := exchange.With(context.Background(), &exchange.Exchange{})
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+s.addr+"/", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := p.RoundTrip(ctx, req, time.Now().Add(30*time.Second))
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}

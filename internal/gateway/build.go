@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-gw/sluice/internal/endpoint"
 	"github.com/sluice-gw/sluice/internal/filter"
 	"github.com/sluice-gw/sluice/internal/filter/builtin"
+	"github.com/sluice-gw/sluice/internal/health"
 	"github.com/sluice-gw/sluice/internal/pool"
 	"github.com/sluice-gw/sluice/internal/proxy"
 	"github.com/sluice-gw/sluice/internal/route"
@@ -32,6 +33,8 @@ type Runtime struct {
 	Clusters map[string]*cluster.Cluster
 	// defs remembers each cluster's definition, to keep unchanged clusters across reloads.
 	defs map[string]*config.Upstream
+	// checkers run the active health checks of the clusters that have them.
+	checkers map[string]*health.Checker
 }
 
 // ClusterList returns the clusters sorted by name.
@@ -54,12 +57,15 @@ func (rt *Runtime) ClusterList() []*cluster.Cluster {
 // as config.Errors, positioned in the file.
 func Build(cfg *config.Config, prev *Runtime) (*Runtime, error) {
 	var errs config.Errors
-	rt := &Runtime{Config: cfg, Clusters: map[string]*cluster.Cluster{}, defs: map[string]*config.Upstream{}}
+	rt := &Runtime{Config: cfg, Clusters: map[string]*cluster.Cluster{}, defs: map[string]*config.Upstream{}, checkers: map[string]*health.Checker{}}
 	for name, u := range cfg.Upstreams {
 		if prev != nil {
 			if old, ok := prev.defs[name]; ok && reflect.DeepEqual(stripLoc(old), stripLoc(u)) {
 				rt.Clusters[name] = prev.Clusters[name]
 				rt.defs[name] = u
+				if hc := prev.checkers[name]; hc != nil {
+					rt.checkers[name] = hc
+				}
 				continue
 			}
 		}
@@ -70,6 +76,26 @@ func Build(cfg *config.Config, prev *Runtime) (*Runtime, error) {
 		}
 		rt.Clusters[name] = c
 		rt.defs[name] = u
+		if hc := u.HealthCheck; hc != nil {
+			scheme := "http"
+			if u.TLS != nil {
+				scheme = "https"
+			}
+			ranges := hc.ExpectedStatuses
+			rt.checkers[name] = health.Start(c, health.Options{
+				Path: hc.Path, Interval: hc.Interval, Timeout: hc.Timeout,
+				HealthyThreshold: hc.HealthyThreshold, UnhealthyThreshold: hc.UnhealthyThreshold,
+				Scheme: scheme,
+				Expected: func(code int) bool {
+					for _, r := range ranges {
+						if r.Contains(code) {
+							return true
+						}
+					}
+					return false
+				},
+			})
+		}
 	}
 
 	preds := route.Predicates()
@@ -126,6 +152,9 @@ func Build(cfg *config.Config, prev *Runtime) (*Runtime, error) {
 		// Clusters made for this build were never used: release them.
 		for name, c := range rt.Clusters {
 			if prev == nil || prev.Clusters[name] != c {
+				if hc := rt.checkers[name]; hc != nil {
+					hc.Stop()
+				}
 				c.Close()
 			}
 		}
@@ -142,6 +171,9 @@ func Retire(old, next *Runtime) {
 	}
 	for name, c := range old.Clusters {
 		if next.Clusters[name] != c {
+			if hc := old.checkers[name]; hc != nil {
+				hc.Stop()
+			}
 			c.Close()
 		}
 	}

@@ -33,8 +33,7 @@ func BenchmarkProxyGET(b *testing.B) {
 		  - id: api
 		    uri: lb://backend
 		    predicates: ["Path=/api/**"]
-		    filters: ["StripPrefix=1"]
-	`)
+		    filters: ["StripPrefix=1"]`)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	url := gatewaytest.URL(g, "/api/hello")
 	b.ReportAllocs()

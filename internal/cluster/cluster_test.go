@@ -332,3 +332,21 @@ func BenchmarkPoolOnly(b *testing.B) {
 		resp.Body.Close()
 	}
 }
+
+// BenchmarkTransportBaseline is the same request through Go's http.Transport,
+// for comparison.
+func BenchmarkTransportBaseline(b *testing.B) {
+	s := serve(b, nil)
+	req, _ := http.NewRequest("GET", "http://"+s.addr+"/", nil)
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}

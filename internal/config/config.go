@@ -193,7 +193,10 @@ type Retry struct {
 	Statuses           []int         `yaml:"statuses"` // retried only for idempotent requests
 	RetryNonIdempotent bool          `yaml:"retry_non_idempotent"`
 	BudgetPercent      int           `yaml:"budget_percent"` // 0..100
-	MinRetries         int           `yaml:"min_retries"`    // per second, regardless of budget
+	MinRetries         int           `yaml:"min_retries"`    // retries in flight always allowed, regardless of budget
+	// BufferLimit is the largest request body kept in memory so it can be
+	// replayed; larger bodies are streamed and not retried once sent.
+	BufferLimit int64 `yaml:"buffer_limit,size"`
 }
 
 // Backoff is an exponential backoff between retries, from Base up to Max.
@@ -291,6 +294,7 @@ func (r *Route) setDefaults() {
 		Backoff:       Backoff{Base: 25 * time.Millisecond, Max: 250 * time.Millisecond},
 		BudgetPercent: 20,
 		MinRetries:    3,
+		BufferLimit:   64 << 10,
 	}
 }
 

@@ -117,6 +117,7 @@ func TestLoadFull(t *testing.T) {
 					RetryNonIdempotent: true,
 					BudgetPercent:      10,
 					MinRetries:         1,
+					BufferLimit:        64 << 10,
 				},
 				Pos:  Pos{47, 5},
 				Path: "routes[0]",

@@ -157,6 +157,9 @@ func (d *decoder) checkRetry(r *Retry, path string) {
 	}
 	d.between(path+".budget_percent", r.BudgetPercent, 0, 100)
 	d.atLeast(path+".min_retries", r.MinRetries, 0)
+	if r.BufferLimit < 0 || r.BufferLimit > 64<<20 {
+		d.invalid(path+".buffer_limit", "must be between 0 and 64MiB, got %d", r.BufferLimit)
+	}
 }
 
 // splitHostPort splits a host:port address. The host is an IP address or

@@ -135,6 +135,7 @@ func Build(cfg *config.Config, prev *Runtime) (*Runtime, error) {
 			BackoffMax:         r.Retry.Backoff.Max,
 			Statuses:           r.Retry.Statuses,
 			RetryNonIdempotent: r.Retry.RetryNonIdempotent,
+			BufferLimit:        r.Retry.BufferLimit,
 			Budget:             cluster.NewBudget(r.Retry.BudgetPercent, r.Retry.MinRetries),
 		}
 		chain := filter.Chain(slices.Concat(defaults, own), &proxy.Forward{Cluster: c, Policy: policy})

@@ -57,6 +57,37 @@ type Server struct {
 	IdleTimeout       time.Duration  `yaml:"idle_timeout"`
 	MaxHeaderBytes    int64          `yaml:"max_header_bytes,size"`
 	MaxBodySize       int64          `yaml:"max_body_size,size"` // default for routes; 0 = unlimited
+	// MaxConnections caps open client connections; more are refused at once. 0 = no cap.
+	MaxConnections int `yaml:"max_connections"`
+	// KeepAlive is the TCP keepalive of accepted sockets.
+	KeepAlive TCPKeepAlive `yaml:"keepalive"`
+	// H2C serves cleartext HTTP/2 with prior knowledge (gRPC clients) beside HTTP/1.1.
+	H2C bool `yaml:"h2c"`
+	// TLS, when set, terminates TLS on the listener (HTTP/2 by ALPN).
+	TLS *ServerTLS `yaml:"tls"`
+}
+
+// TCPKeepAlive configures TCP keepalive probes on accepted sockets.
+type TCPKeepAlive struct {
+	Enabled  bool          `yaml:"enabled"`
+	Idle     time.Duration `yaml:"idle"`     // idle time before the first probe
+	Interval time.Duration `yaml:"interval"` // between probes
+	Count    int           `yaml:"count"`    // unanswered probes before the connection is dropped
+}
+
+// ServerTLS configures TLS termination. Certificates are chosen by SNI and
+// reloaded when their files change.
+type ServerTLS struct {
+	Certificates []CertPair `yaml:"certificates"`
+	// ClientCAFile, when set, requires clients to present a certificate signed by it.
+	ClientCAFile string `yaml:"client_ca_file"`
+	MinVersion   string `yaml:"min_version"` // "1.2" or "1.3"
+}
+
+// CertPair is one certificate and its key (PEM files).
+type CertPair struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // Admin configures the admin listener.
@@ -257,6 +288,8 @@ func defaultConfig() *Config {
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       75 * time.Second,
 			MaxHeaderBytes:    64 << 10,
+			KeepAlive:         TCPKeepAlive{Enabled: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4},
+			H2C:               true,
 		},
 		Admin: Admin{Listen: "127.0.0.1:9901"},
 		Log:   Log{Level: "info", Format: "json", AccessLog: true},

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -86,8 +88,13 @@ func (d *decoder) checkTLS(t *TLS, path string) {
 	if (t.CertFile == "") != (t.KeyFile == "") {
 		d.invalid(path, "cert_file and key_file must be set together")
 	}
-	for _, f := range []struct{ key, file string }{{"ca_file", t.CAFile}, {"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
-		key, file := f.key, f.file
+	d.checkFiles(path, map[string]string{"ca_file": t.CAFile, "cert_file": t.CertFile, "key_file": t.KeyFile})
+}
+
+// checkFiles reports each named file under path that is set but cannot be read as a file.
+func (d *decoder) checkFiles(path string, files map[string]string) {
+	for _, key := range slices.Sorted(maps.Keys(files)) {
+		file := files[key]
 		if file == "" {
 			continue
 		}

@@ -19,6 +19,29 @@ func (d *decoder) validate(c *Config) {
 		d.invalid("server.listen", "%q is not a valid address: %v", c.Server.Listen, err)
 	}
 	d.positive("server.max_header_bytes", c.Server.MaxHeaderBytes)
+	d.atLeast("server.max_connections", c.Server.MaxConnections, 0)
+	if ka := c.Server.KeepAlive; ka.Enabled {
+		d.positive("server.keepalive.idle", int64(ka.Idle))
+		d.positive("server.keepalive.interval", int64(ka.Interval))
+		d.positive("server.keepalive.count", int64(ka.Count))
+	}
+	if t := c.Server.TLS; t != nil {
+		if len(t.Certificates) == 0 {
+			d.invalid("server.tls", "at least one entry in certificates is required")
+		}
+		for i, cp := range t.Certificates {
+			path := fmt.Sprintf("server.tls.certificates[%d]", i)
+			if cp.CertFile == "" || cp.KeyFile == "" {
+				d.invalid(path, "cert_file and key_file are both required")
+			}
+			d.checkFiles(path, map[string]string{"cert_file": cp.CertFile, "key_file": cp.KeyFile})
+		}
+		d.checkFiles("server.tls", map[string]string{"client_ca_file": t.ClientCAFile})
+		if t.MinVersion == "" {
+			t.MinVersion = "1.2"
+		}
+		d.oneOf("server.tls.min_version", t.MinVersion, "1.2", "1.3")
+	}
 	switch c.Admin.Listen {
 	case "", "off":
 		c.Admin.Listen = ""

@@ -446,10 +446,14 @@ func TestHopByHopResponseHeaders(t *testing.T) {
 			if resp.StatusCode != http.StatusOK || string(body) != "ok" {
 				t.Fatalf("got %d %q", resp.StatusCode, body)
 			}
-			for _, k := range []string{"Connection", "X-Foo", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Upgrade"} {
+			for _, k := range []string{"Connection", "X-Foo", "Proxy-Connection", "Proxy-Authenticate", "Upgrade"} {
 				if v, ok := resp.Header[k]; ok {
 					t.Errorf("client got %s: %q", k, v)
 				}
+			}
+			// The backend's Keep-Alive is its own; the client gets the gateway's.
+			if v := resp.Header.Get("Keep-Alive"); v != "timeout=75" {
+				t.Errorf("client got Keep-Alive %q, want the gateway's timeout=75", v)
 			}
 			if got := resp.Header.Get("X-Keep"); got != "yes" {
 				t.Errorf("client got X-Keep %q, want yes", got)

@@ -2,10 +2,13 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -58,14 +61,33 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 		Observer:       g.metrics,
 	}
 	g.proxy.SetTable(rt.Table)
-	g.server, err = server.Listen(server.Options{
+	sopt := server.Options{
 		Addr:              cfg.Server.Listen,
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Server.IdleTimeout,
 		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
-		KeepAlive:         net.KeepAliveConfig{Enable: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4},
-		ReusePort:         true,
-	}, g.proxy, log)
+		KeepAlive: net.KeepAliveConfig{Enable: cfg.Server.KeepAlive.Enabled, Idle: cfg.Server.KeepAlive.Idle,
+			Interval: cfg.Server.KeepAlive.Interval, Count: cfg.Server.KeepAlive.Count},
+		ReusePort:      true,
+		MaxConnections: cfg.Server.MaxConnections,
+		H2C:            cfg.Server.H2C,
+	}
+	if !cfg.Server.KeepAlive.Enabled {
+		sopt.KeepAlive.Idle = -1 // no keepalive at all
+	}
+	if t := cfg.Server.TLS; t != nil {
+		if sopt.TLS, err = serverTLS(t, log); err != nil {
+			Retire(rt, &Runtime{})
+			return nil, err
+		}
+	}
+	if cfg.Server.IdleTimeout >= time.Second {
+		// Tell HTTP/1.1 clients when the gateway will close an idle
+		// connection, so careful ones retire it first (as Sluice's own pools
+		// do with their backends).
+		g.proxy.KeepAlive = fmt.Sprintf("timeout=%d", int(cfg.Server.IdleTimeout/time.Second))
+	}
+	g.server, err = server.Listen(sopt, g.proxy, log)
 	if err != nil {
 		Retire(rt, &Runtime{})
 		return nil, fmt.Errorf("server.listen %s: %w", cfg.Server.Listen, err)
@@ -110,6 +132,33 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 	}()
 	log.Info("sluice started", "listen", g.server.Addr().String(), "admin", cfg.Admin.Listen, "routes", len(cfg.Routes), "upstreams", len(cfg.Upstreams))
 	return g, nil
+}
+
+func serverTLS(t *config.ServerTLS, log *slog.Logger) (*tls.Config, error) {
+	files := make([]server.CertFiles, len(t.Certificates))
+	for i, c := range t.Certificates {
+		files[i] = server.CertFiles{CertFile: c.CertFile, KeyFile: c.KeyFile}
+	}
+	certs, err := server.LoadCerts(files, log)
+	if err != nil {
+		return nil, err
+	}
+	var clientCAs *x509.CertPool
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, err
+		}
+		clientCAs = x509.NewCertPool()
+		if !clientCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("server.tls.client_ca_file %s: no PEM certificate found", t.ClientCAFile)
+		}
+	}
+	min := uint16(tls.VersionTLS12)
+	if t.MinVersion == "1.3" {
+		min = tls.VersionTLS13
+	}
+	return certs.TLSConfig(min, clientCAs), nil
 }
 
 // Addr is the proxy listener's address.

@@ -66,6 +66,9 @@ type Handler struct {
 	Log            *slog.Logger
 	AccessLog      bool
 	Observer       Observer
+	// KeepAlive, when set, is sent as the Keep-Alive header of HTTP/1.1
+	// responses ("timeout=75"): the listener's idle timeout.
+	KeepAlive string
 	// closing makes every response carry Connection: close (drain).
 	closing atomic.Bool
 }
@@ -108,6 +111,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchange) (int, int64) {
 	if h.closing.Load() {
 		w.Header().Set("Connection", "close")
+	} else if h.KeepAlive != "" && r.ProtoMajor == 1 && !r.Close {
+		w.Header().Set("Keep-Alive", h.KeepAlive)
 	}
 	t := h.table.Load()
 	var in route.Input

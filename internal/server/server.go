@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -27,6 +28,13 @@ type Options struct {
 	// ReusePort sets SO_REUSEPORT so a new process can bind the same port
 	// while this one drains.
 	ReusePort bool
+	// MaxConnections caps open client connections; further ones are closed
+	// as soon as they are accepted (and counted in Refused). 0 = no cap.
+	MaxConnections int
+	// TLS, when set, terminates TLS (HTTP/2 and HTTP/1.1 by ALPN).
+	TLS *tls.Config
+	// H2C serves cleartext HTTP/2 with prior knowledge beside HTTP/1.1.
+	H2C bool
 }
 
 // Server is one proxy listener and its http.Server.
@@ -39,7 +47,8 @@ type Server struct {
 	mu    sync.Mutex
 	conns map[net.Conn]*connInfo
 
-	Accepted, Closed atomic.Uint64
+	Accepted, Closed, Refused atomic.Uint64
+	open                      atomic.Int64
 }
 
 type connInfo struct {
@@ -57,8 +66,15 @@ func Listen(opt Options, h http.Handler, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opt: opt, ln: ln, log: log, conns: map[net.Conn]*connInfo{}}
+	s := &Server{opt: opt, log: log, conns: map[net.Conn]*connInfo{}}
+	s.ln = &limitListener{Listener: ln, s: s}
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(opt.TLS != nil)
+	protocols.SetUnencryptedHTTP2(opt.H2C && opt.TLS == nil)
 	s.srv = &http.Server{
+		Protocols:         &protocols,
+		TLSConfig:         opt.TLS,
 		Handler:           h,
 		ReadHeaderTimeout: opt.ReadHeaderTimeout,
 		IdleTimeout:       opt.IdleTimeout,
@@ -74,7 +90,12 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Serve accepts connections until Shutdown.
 func (s *Server) Serve() error {
-	err := s.srv.Serve(s.ln)
+	var err error
+	if s.opt.TLS != nil {
+		err = s.srv.ServeTLS(s.ln, "", "") // certificates come from TLSConfig
+	} else {
+		err = s.srv.Serve(s.ln)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -143,6 +164,54 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.srv.Close()
 	}
 	return err
+}
+
+// limitListener refuses connections beyond MaxConnections by closing them
+// as soon as they are accepted: the client sees its connection closed at
+// once instead of waiting in the accept queue.
+type limitListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		max := int64(l.s.opt.MaxConnections)
+		if max > 0 && l.s.open.Load() >= max {
+			l.s.Refused.Add(1)
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetLinger(0) // an RST: nothing lingers for a refused client
+			}
+			c.Close()
+			continue
+		}
+		l.s.open.Add(1)
+		return &countedConn{Conn: c, s: l.s}, nil
+	}
+}
+
+// countedConn gives its place back when closed.
+type countedConn struct {
+	net.Conn
+	s    *Server
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.s.open.Add(-1) })
+	return c.Conn.Close()
+}
+
+// CloseWrite half-closes (upgraded connections).
+func (c *countedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 func reusePort(network, address string, c syscall.RawConn) error {

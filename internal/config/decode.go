@@ -275,7 +275,7 @@ func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 }
 
 func (d *decoder) unknownKey(k *yaml.Node, path string, known []string) {
-	if s := suggest(k.Value, known); s != "" {
+	if s := Suggest(k.Value, known); s != "" {
 		d.keyErrorf(pos(k), path, "unknown key %q (did you mean %s?)", k.Value, s)
 		return
 	}
@@ -546,11 +546,12 @@ func describe(n *yaml.Node) string {
 	return "an alias"
 }
 
-// suggest returns the element of known closest to s, if within edit distance 2.
-func suggest(s string, known []string) string {
+// Suggest returns the element of known closest to s, ignoring case, if
+// within edit distance 2; else "". It backs the "did you mean" hints.
+func Suggest(s string, known []string) string {
 	best, bestDist := "", 3
 	for _, k := range known {
-		if dist := editDistance(strings.ToLower(s), k); dist < bestDist {
+		if dist := editDistance(strings.ToLower(s), strings.ToLower(k)); dist < bestDist {
 			best, bestDist = k, dist
 		}
 	}

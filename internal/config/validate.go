@@ -304,7 +304,7 @@ func (d *decoder) oneOf(path, v string, allowed ...string) {
 	if slices.Contains(allowed, v) {
 		return
 	}
-	if s := suggest(v, allowed); s != "" {
+	if s := Suggest(v, allowed); s != "" {
 		d.invalid(path, "%q is not one of %s (did you mean %s?)", v, strings.Join(allowed, ", "), s)
 		return
 	}

@@ -6,9 +6,12 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -267,21 +270,10 @@ func (g *Gateway) routesJSON() any {
 func describe(d config.Definition) string {
 	s := d.Name
 	if len(d.Positional) > 0 {
-		s += "=" + joinComma(d.Positional)
+		s += "=" + strings.Join(d.Positional, ",")
 	}
-	for k, v := range d.Named {
-		s += " " + k + "=" + joinComma(v)
+	for _, k := range slices.Sorted(maps.Keys(d.Named)) {
+		s += " " + k + "=" + strings.Join(d.Named[k], ",")
 	}
 	return s
-}
-
-func joinComma(v []string) string {
-	out := ""
-	for i, s := range v {
-		if i > 0 {
-			out += ","
-		}
-		out += s
-	}
-	return out
 }

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -327,5 +328,57 @@ func TestListenerMaxConnections(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); err != nil {
 		t.Fatalf("a connection under the cap was refused: %v", err)
+	}
+}
+
+// Slowloris: headers trickled a byte at a time are cut off at
+// read_header_timeout; oversized headers get 431.
+func TestListenerSlowlorisAndHeaderLimit(t *testing.T) {
+	backend := echoProto(t)
+	g := gatewaytest.Start(t, `
+		upstreams:
+		  b:
+		    endpoints: ["`+backend+`"]
+		routes:
+		  - id: r
+		    uri: lb://b`, gatewaytest.WithServer(`
+		read_header_timeout: 500ms
+		max_header_bytes: 4KiB`))
+	c, err := net.Dial("tcp", g.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	req := "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa\r\n"
+	cut := false
+	for i := 0; i < len(req) && time.Since(start) < 3*time.Second; i++ {
+		if _, err := c.Write([]byte{req[i]}); err != nil {
+			cut = true
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !cut {
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		_, err := c.Read(make([]byte, 1))
+		cut = err != nil
+	}
+	if !cut {
+		t.Fatal("a client trickling headers was not cut off")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("cut after %v, want about 500ms", d)
+	}
+
+	big, _ := http.NewRequest("GET", "http://"+g.Addr()+"/", nil)
+	big.Header.Set("X-Big", strings.Repeat("a", 8<<10))
+	resp, err := http.DefaultClient.Do(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("oversized headers: %d, want 431", resp.StatusCode)
 	}
 }

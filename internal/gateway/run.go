@@ -107,6 +107,7 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 		Servers:    []*server.Server{g.server},
 		SetReady:   g.admin.SetReady,
 		SetClosing: g.proxy.SetClosing,
+		GoAway:     g.proxy.GoAway,
 		Log:        log,
 	}
 	g.metrics.Registry.MustRegister(&metrics.Live{

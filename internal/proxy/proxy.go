@@ -71,6 +71,7 @@ type Handler struct {
 	KeepAlive string
 	// closing makes every response carry Connection: close (drain).
 	closing atomic.Bool
+	ups     upgrades
 }
 
 // SetTable swaps in a new routing snapshot.
@@ -281,23 +282,8 @@ func (h *Handler) switchProtocols(w *countingWriter, r *http.Request, resp *http
 	if err := brw.Flush(); err != nil {
 		return http.StatusSwitchingProtocols
 	}
-	done := make(chan struct{}, 2)
-	go func() {
-		io.Copy(up, brw) // client → backend, including bytes already buffered
-		if cw, ok := up.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		}
-		done <- struct{}{}
-	}()
-	go func() {
-		io.Copy(conn, up) // backend → client
-		if cw, ok := conn.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		}
-		done <- struct{}{}
-	}()
-	<-done
-	<-done
+	ws := strings.EqualFold(resp.Header.Get("Upgrade"), "websocket")
+	h.splice(conn, brw.Reader, up, ws)
 	return http.StatusSwitchingProtocols
 }
 

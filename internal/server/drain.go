@@ -33,7 +33,10 @@ type Drainer struct {
 	Servers    []*Server
 	SetReady   func(bool)
 	SetClosing func(bool)
-	Log        *slog.Logger
+	// GoAway, when set, ends upgraded connections (WebSockets: close frame
+	// 1001) by ctx's end and returns how many it had to cut.
+	GoAway func(ctx context.Context) int
+	Log    *slog.Logger
 
 	phase atomic.Int32
 }
@@ -77,12 +80,21 @@ func (d *Drainer) Run(force context.Context) string {
 	ctx, cancel := context.WithTimeout(force, d.Timeout)
 	defer cancel()
 	cut := 0
+	upgradesCut := make(chan int, 1)
+	go func() {
+		n := 0
+		if d.GoAway != nil {
+			n = d.GoAway(ctx)
+		}
+		upgradesCut <- n
+	}()
 	for _, s := range d.Servers {
 		open, _ := s.Counts()
 		if err := s.Shutdown(ctx); err != nil {
 			cut += open
 		}
 	}
+	cut += <-upgradesCut
 	d.enter(Done)
 	var accepted, closed uint64
 	for _, s := range d.Servers {

@@ -2,14 +2,20 @@ package gateway_test
 
 import (
 	"context"
+	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/net/http2"
 
+	"github.com/sluice-gw/sluice/internal/gateway"
 	"github.com/sluice-gw/sluice/internal/gateway/gatewaytest"
 )
 
@@ -44,7 +50,7 @@ func TestDrainSendsWebSocketsGoingAway(t *testing.T) {
 	g, err := gatewaytest.TryStart(`
 		upstreams:
 		  b:
-		    endpoints: ["`+ln.Addr().String()+`"]
+		    endpoints: ["` + ln.Addr().String() + `"]
 		routes:
 		  - id: ws
 		    uri: lb://b`)
@@ -71,4 +77,128 @@ func TestDrainSendsWebSocketsGoingAway(t *testing.T) {
 		t.Fatalf("backend saw close code %d, want 1001", got)
 	}
 	t.Log(summary)
+}
+
+// Zero-downtime restart on one port: a second gateway binds the same port
+// (SO_REUSEPORT) while the first drains under a steady stream of GET and POST
+// requests over keep-alive connections. No request fails; the client sees
+// Connection: close from the draining one and reconnects, to the new one.
+func TestDrainUnderLoadWithReplacement(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 3s")
+	}
+	for _, proto := range []string{"http1", "h2c"} {
+		t.Run(proto, func(t *testing.T) { drainUnderLoad(t, proto) })
+	}
+}
+
+func drainUnderLoad(t *testing.T, proto string) {
+	backend := echoProto(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().String()
+	ln.Close()
+	body := `
+		upstreams:
+		  b:
+		    endpoints: ["` + backend + `"]
+		routes:
+		  - id: r
+		    uri: lb://b`
+	start := func() *gateway.Gateway {
+		g, err := gatewaytest.TryStart(body, gatewaytest.WithServer("listen: "+port), gatewaytest.WithDrainDelay(500*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	old := start()
+	var client *http.Client
+	if proto == "h2c" {
+		tr := &http2.Transport{AllowHTTP: true}
+		tr.DialTLS = func(network, addr string, _ *tls.Config) (net.Conn, error) { return net.Dial(network, addr) }
+		client = &http.Client{Transport: tr}
+	} else {
+		client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	}
+	var sent, failed, closes atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	var workers sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for i := 0; ctx.Err() == nil && i < 100000; i++ {
+				var req *http.Request
+				if i%2 == 0 {
+					req, _ = http.NewRequest("GET", "http://"+port+"/", nil)
+				} else {
+					req, _ = http.NewRequest("POST", "http://"+port+"/", strings.NewReader(strings.Repeat("x", 1024)))
+				}
+				sent.Add(1)
+				resp, err := client.Do(req)
+				if err != nil {
+					failed.Add(1)
+					t.Logf("%s %v", req.Method, err)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+					t.Logf("%s status %d", req.Method, resp.StatusCode)
+				}
+				if resp.Close {
+					closes.Add(1)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	next := start() // binds the same port
+	defer gatewaytest.Stop(next)
+	readyURL := "http://" + old.AdminAddr() + "/healthz/ready"
+	signalled := time.Now()
+	stopped := make(chan string, 1)
+	go func() { stopped <- old.Stop(context.Background()) }()
+	for {
+		resp, err := http.Get(readyURL)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable {
+				break
+			}
+		}
+		if time.Since(signalled) > 100*time.Millisecond {
+			t.Fatal("readiness not 503 within 100ms of the drain")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	summary := <-stopped
+	if d := time.Since(signalled); d > 500*time.Millisecond+1500*time.Millisecond+time.Second {
+		t.Fatalf("drain took %v", d)
+	}
+	time.Sleep(300 * time.Millisecond) // traffic on the new instance only
+	cancel()
+	workers.Wait()
+	t.Logf("%s: %d requests, %d failed, %d saw Connection: close; %s", proto, sent.Load(), failed.Load(), closes.Load(), summary)
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d requests failed", failed.Load(), sent.Load())
+	}
+	if proto == "http1" && closes.Load() == 0 {
+		t.Fatal("no response carried Connection: close")
+	}
+	// The client moved to the new instance (after GOAWAY, for HTTP/2).
+	resp, err := http.Get("http://" + next.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `sluice_requests_total{class="2xx",reason="",route="r",upstream="b"}`) {
+		t.Fatal("the new instance served no request")
+	}
 }

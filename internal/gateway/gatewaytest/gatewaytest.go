@@ -90,7 +90,10 @@ func TryStart(body string, opts ...Option) (*gateway.Gateway, error) {
 // Header is the YAML header Start puts before the test's body.
 func Header(serverLines string, drainDelay time.Duration) string {
 	var b strings.Builder
-	b.WriteString("server:\n  listen: 127.0.0.1:0\n")
+	b.WriteString("server:\n")
+	if !strings.Contains(serverLines, "listen:") {
+		b.WriteString("  listen: 127.0.0.1:0\n")
+	}
 	for l := range strings.SplitSeq(strings.TrimSpace(Dedent(serverLines)), "\n") {
 		if l != "" {
 			b.WriteString("  " + l + "\n")

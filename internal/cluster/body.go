@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"net/http"
 	"sync"
@@ -42,65 +41,94 @@ type errClientBody struct{ err error }
 func (e errClientBody) Error() string { return "reading request body: " + e.err.Error() }
 func (e errClientBody) Unwrap() error { return e.err }
 
-// bufferBody reads req's body into memory when it fits in limit. It returns
-// the replay buffer (nil when the body is empty or streamed) and sets
-// req.Body to what each try should send.
-func bufferBody(req *http.Request, limit int64) (*replay, error) {
+// bufferBody prepares req's body for tries. A body of known length within
+// limit is read into memory at once (and sent in one write). A body of
+// unknown length is not waited for — a streaming upload, or a gRPC stream,
+// must flow as the client sends it — but recorded as it goes: if it ends
+// within limit, a failed try can still replay it. A longer body is streamed
+// and not recorded.
+func bufferBody(req *http.Request, limit int64) (*replay, *recorder, error) {
 	if req.Body == nil || req.Body == http.NoBody {
 		req.Body = nil
-		return nil, nil
+		return nil, nil, nil
 	}
 	if req.ContentLength > limit {
-		return nil, nil // streamed
+		// Streamed, not recorded; the recorder still keeps the client's
+		// read error, which (*http.Request).Write would hide.
+		rec := &recorder{src: req.Body, over: true}
+		req.Body = rec
+		return nil, rec, nil
+	}
+	if req.ContentLength < 0 {
+		rec := &recorder{src: req.Body, limit: limit}
+		req.Body = rec
+		return nil, rec, nil
 	}
 	buf := bufPool.Get().(*[]byte)
 	b := (*buf)[:0]
-	n := limit + 1
-	if req.ContentLength >= 0 {
-		n = req.ContentLength
+	if int64(cap(b)) < req.ContentLength {
+		b = make([]byte, 0, req.ContentLength)
 	}
-	for int64(len(b)) < n {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		end := cap(b)
-		if int64(end) > n {
-			end = int(n)
-		}
-		m, err := req.Body.Read(b[len(b):end])
-		b = b[:len(b)+m]
+	b = b[:req.ContentLength]
+	n, err := io.ReadFull(req.Body, b)
+	*buf = b[:n]
+	if err != nil {
+		(&replay{buf: buf}).free()
 		if err == io.EOF {
-			break
+			err = io.ErrUnexpectedEOF
 		}
-		if err != nil {
-			*buf = b
-			(&replay{buf: buf}).free()
-			return nil, errClientBody{err}
-		}
+		return nil, nil, errClientBody{err}
 	}
-	*buf = b
-	if int64(len(b)) > limit {
-		// A chunked body larger than the limit: send what was read, then the rest.
-		rest := req.Body
-		req.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(b), rest), rest}
-		return nil, nil
-	}
-	if req.ContentLength >= 0 && int64(len(b)) < req.ContentLength {
-		return nil, errClientBody{io.ErrUnexpectedEOF}
-	}
-	req.Body.Close()
 	r := &replay{buf: buf}
 	r.body = io.NopCloser(&r.rd)
 	r.rewind()
 	req.Body = r.body
-	if req.Trailer == nil {
-		req.ContentLength = int64(len(b))
-		req.TransferEncoding = nil
-	}
-	return r, nil
+	return r, nil, nil
 }
 
-var errBodyTooLarge = errors.New("request body too large")
+// recorder passes a body of unknown length through, keeping a copy of the
+// first limit bytes. Close does not close the client's body: a failed try
+// must not end the stream a retry may still send.
+type recorder struct {
+	src   io.ReadCloser
+	limit int64
+	buf   []byte
+	n     int64 // bytes read from src
+	eof   bool
+	over  bool // more than limit bytes: not replayable
+	err   error
+}
+
+func (r *recorder) Read(p []byte) (int, error) {
+	n, err := r.src.Read(p)
+	r.n += int64(n)
+	if n > 0 && !r.over {
+		if int64(len(r.buf)+n) > r.limit {
+			r.over, r.buf = true, nil
+		} else {
+			r.buf = append(r.buf, p[:n]...)
+		}
+	}
+	switch {
+	case err == io.EOF:
+		r.eof = true
+	case err != nil:
+		r.err = err
+		err = errClientBody{err}
+	}
+	return n, err
+}
+
+func (r *recorder) Close() error { return nil }
+
+// resend returns what a retry sends: the untouched stream, or the whole
+// recorded body; ok is false when neither is possible.
+func (r *recorder) resend() (body io.ReadCloser, length int64, ok bool) {
+	switch {
+	case r.n == 0 && r.err == nil:
+		return r, -1, true
+	case r.eof && !r.over && r.err == nil:
+		return io.NopCloser(bytes.NewReader(r.buf)), int64(len(r.buf)), true
+	}
+	return nil, 0, false
+}

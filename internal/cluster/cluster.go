@@ -243,14 +243,13 @@ func (c *Cluster) Forward(req *http.Request, p *Policy) (*http.Response, error) 
 	if limit <= 0 {
 		limit = DefaultPolicy.BufferLimit
 	}
-	replay, err := bufferBody(req, limit)
+	replay, rec, err := bufferBody(req, limit)
 	if err != nil {
 		return nil, &exchange.Error{Status: http.StatusBadRequest, Reason: exchange.ClientBodyError, Err: err}
 	}
 	if replay != nil {
 		defer replay.free()
 	}
-	replayable := req.Body == nil || replay != nil
 	idem := idempotent(req)
 
 	ctx := req.Context()
@@ -297,6 +296,13 @@ func (c *Cluster) Forward(req *http.Request, p *Policy) (*http.Response, error) 
 			// hold the previous one.
 			req.Body = replay.fresh()
 		}
+		if rec != nil && try > 1 {
+			body, n, _ := rec.resend() // decide made sure it can
+			req.Body, req.ContentLength = body, n
+			if n >= 0 {
+				req.TransferEncoding = nil
+			}
+		}
 		req.URL.Host = ep.Addr
 		ep.Begin()
 		resp, err := ep.Pool.RoundTrip(ctx, req, tryDeadline)
@@ -307,7 +313,7 @@ func (c *Cluster) Forward(req *http.Request, p *Policy) (*http.Response, error) 
 		}
 		if err == nil {
 			c.observe(ep, resp.StatusCode >= 500 && resp.StatusCode <= 504 && resp.StatusCode != 501)
-			if try < attempts && idem && replayable && slices.Contains(p.Statuses, resp.StatusCode) && bud.try() {
+			if try < attempts && idem && slices.Contains(p.Statuses, resp.StatusCode) && canResend(req, replay, rec) && bud.try() {
 				resp.Body.Close()
 				c.Retries[RetryBackoff].Add(1)
 				retrying = true
@@ -322,6 +328,9 @@ func (c *Cluster) Forward(req *http.Request, p *Policy) (*http.Response, error) 
 			return resp, nil
 		}
 		pe := err.(*pool.Error)
+		if pe.Stage == pool.StageClientBody && rec != nil && rec.err != nil {
+			pe.Err = rec.err // (*http.Request).Write wraps it in a type that hides it
+		}
 		last = pe
 		c.Failures[pe.Stage].Add(1)
 		if pe.Stage == pool.StageDial || (pe.Stage != pool.StageClientBody && pe.Stage != pool.StageWait) {
@@ -330,7 +339,7 @@ func (c *Cluster) Forward(req *http.Request, p *Policy) (*http.Response, error) 
 		if ctx.Err() != nil {
 			return nil, &exchange.Error{Status: 499, Reason: exchange.ClientCanceled, Err: ctx.Err()}
 		}
-		d := decide(pe, idem, replayable, p)
+		d := decide(pe, idem, canResend(req, replay, rec), p)
 		if d == NoRetry || try >= attempts || (!deadline.IsZero() && !time.Now().Before(deadline)) {
 			if try > 1 {
 				c.RetryOutcomes[0].Add(1)
@@ -353,6 +362,15 @@ func (c *Cluster) Forward(req *http.Request, p *Policy) (*http.Response, error) 
 			return nil, c.fail(ex, pe, deadline)
 		}
 	}
+}
+
+// canResend reports whether the body can be sent again.
+func canResend(req *http.Request, replay *replay, rec *recorder) bool {
+	if rec != nil {
+		_, _, ok := rec.resend()
+		return ok
+	}
+	return req.Body == nil || replay != nil
 }
 
 // fail turns the last try's error into what the client gets.

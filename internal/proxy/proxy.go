@@ -6,6 +6,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -142,6 +143,21 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 		if r.ContentLength != 0 {
 			body = http.MaxBytesReader(w, r.Body, rt.MaxBodySize)
 		}
+		if r.ContentLength < 0 && rt.MaxBodySize <= readAheadLimit {
+			// A small cap on a body of unknown length: read it all first, so
+			// an oversized one is refused before any of it reaches a backend.
+			// (Without a cap, or with a large one, bodies stream.)
+			b, err := io.ReadAll(body)
+			if err != nil {
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) {
+					return h.fail(w, ex, tooLarge(rt.MaxBodySize)), int64(len(b))
+				}
+				return h.fail(w, ex, &exchange.Error{Status: http.StatusBadRequest, Reason: exchange.ClientBodyError, Err: err}), int64(len(b))
+			}
+			body = io.NopCloser(bytes.NewReader(b))
+			r.ContentLength, r.TransferEncoding = int64(len(b)), nil
+		}
 	}
 	counted := &countingBody{rc: body}
 	out := r.WithContext(exchange.With(r.Context(), ex))
@@ -179,6 +195,10 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 	h.copyResponse(w, resp, ex)
 	return 0, counted.n
 }
+
+// readAheadLimit is the largest max_body_size for which a body of unknown
+// length is read in full before it is forwarded.
+const readAheadLimit = 1 << 20
 
 func tooLarge(limit int64) *exchange.Error {
 	return &exchange.Error{Status: http.StatusRequestEntityTooLarge, Reason: exchange.BodyTooLarge,

@@ -98,4 +98,3 @@ func rss(t *testing.T) int64 {
 	t.Skip("no VmRSS")
 	return 0
 }
-

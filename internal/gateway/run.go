@@ -117,6 +117,7 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 			open, idle := g.server.Counts()
 			return open, idle, g.server.Accepted.Load(), g.server.Closed.Load()
 		},
+		Refused: g.server.Refused.Load,
 	})
 	if cfg.Admin.Listen != "" {
 		g.adminLn, err = net.Listen("tcp", cfg.Admin.Listen)

@@ -14,35 +14,38 @@ type Live struct {
 	Clusters   func() []*cluster.Cluster
 	DrainPhase func() int
 	Downstream func() (open, idle int, accepted, closed uint64)
+	// Refused counts connections refused over server.max_connections.
+	Refused func() uint64
 }
 
 var (
-	descConns      = prometheus.NewDesc("sluice_upstream_connections", "Upstream connections by state (open, idle, active).", []string{"upstream", "endpoint", "state"}, nil)
-	descOpened     = prometheus.NewDesc("sluice_upstream_connections_opened_total", "Upstream connections opened.", []string{"upstream", "endpoint"}, nil)
-	descReused     = prometheus.NewDesc("sluice_upstream_connections_reused_total", "Requests sent on a reused upstream connection.", []string{"upstream", "endpoint"}, nil)
-	descClosed     = prometheus.NewDesc("sluice_upstream_connections_closed_total", "Upstream connections closed, by reason.", []string{"upstream", "endpoint", "reason"}, nil)
-	descWindow     = prometheus.NewDesc("sluice_upstream_keepalive_window_seconds", "Idle age up to which connections to the endpoint are reused now (learned or advertised).", []string{"upstream", "endpoint"}, nil)
-	descPoolWait   = prometheus.NewDesc("sluice_upstream_pool_wait_seconds_total", "Time requests spent waiting for a connection (max_connections).", []string{"upstream", "endpoint"}, nil)
-	descPoolWaited = prometheus.NewDesc("sluice_upstream_pool_waits_total", "Requests that waited for a connection.", []string{"upstream", "endpoint"}, nil)
-	descEPInflight = prometheus.NewDesc("sluice_upstream_endpoint_requests_in_flight", "Requests in flight to the endpoint.", []string{"upstream", "endpoint"}, nil)
-	descEPState    = prometheus.NewDesc("sluice_upstream_endpoint_state", "1 for the endpoint's current state (ready, draining, ejected, unhealthy).", []string{"upstream", "endpoint", "state"}, nil)
-	descEjections  = prometheus.NewDesc("sluice_upstream_ejections_total", "Times the endpoint was ejected by outlier detection.", []string{"upstream", "endpoint"}, nil)
-	descRetries    = prometheus.NewDesc("sluice_upstream_retries_total", "Retries started, by kind (immediate: nothing was sent or a pooled connection died; backoff).", []string{"upstream", "kind"}, nil)
-	descRetryOut   = prometheus.NewDesc("sluice_upstream_retried_requests_total", "Requests that were retried, by final outcome.", []string{"upstream", "outcome"}, nil)
-	descBudget     = prometheus.NewDesc("sluice_upstream_retry_budget_exhausted_total", "Retries refused by the upstream's retry budget.", []string{"upstream"}, nil)
-	descFailures   = prometheus.NewDesc("sluice_upstream_failures_total", "Failed tries, by how far the request got (stage).", []string{"upstream", "stage", "sent"}, nil)
-	descActive     = prometheus.NewDesc("sluice_upstream_requests_in_flight", "Requests in flight to the upstream.", []string{"upstream"}, nil)
-	descDrain      = prometheus.NewDesc("sluice_drain_phase", "Drain phase: 0 serving, 1 not ready, 2 closing, 3 finishing, 4 done.", nil, nil)
-	descDownOpen   = prometheus.NewDesc("sluice_downstream_connections", "Client connections by state (open, idle).", []string{"state"}, nil)
-	descDownAccept = prometheus.NewDesc("sluice_downstream_connections_accepted_total", "Client connections accepted.", nil, nil)
-	descDownClosed = prometheus.NewDesc("sluice_downstream_connections_closed_total", "Client connections closed.", nil, nil)
+	descConns       = prometheus.NewDesc("sluice_upstream_connections", "Upstream connections by state (open, idle, active).", []string{"upstream", "endpoint", "state"}, nil)
+	descOpened      = prometheus.NewDesc("sluice_upstream_connections_opened_total", "Upstream connections opened.", []string{"upstream", "endpoint"}, nil)
+	descReused      = prometheus.NewDesc("sluice_upstream_connections_reused_total", "Requests sent on a reused upstream connection.", []string{"upstream", "endpoint"}, nil)
+	descClosed      = prometheus.NewDesc("sluice_upstream_connections_closed_total", "Upstream connections closed, by reason.", []string{"upstream", "endpoint", "reason"}, nil)
+	descWindow      = prometheus.NewDesc("sluice_upstream_keepalive_window_seconds", "Idle age up to which connections to the endpoint are reused now (learned or advertised).", []string{"upstream", "endpoint"}, nil)
+	descPoolWait    = prometheus.NewDesc("sluice_upstream_pool_wait_seconds_total", "Time requests spent waiting for a connection (max_connections).", []string{"upstream", "endpoint"}, nil)
+	descPoolWaited  = prometheus.NewDesc("sluice_upstream_pool_waits_total", "Requests that waited for a connection.", []string{"upstream", "endpoint"}, nil)
+	descEPInflight  = prometheus.NewDesc("sluice_upstream_endpoint_requests_in_flight", "Requests in flight to the endpoint.", []string{"upstream", "endpoint"}, nil)
+	descEPState     = prometheus.NewDesc("sluice_upstream_endpoint_state", "1 for the endpoint's current state (ready, draining, ejected, unhealthy).", []string{"upstream", "endpoint", "state"}, nil)
+	descEjections   = prometheus.NewDesc("sluice_upstream_ejections_total", "Times the endpoint was ejected by outlier detection.", []string{"upstream", "endpoint"}, nil)
+	descRetries     = prometheus.NewDesc("sluice_upstream_retries_total", "Retries started, by kind (immediate: nothing was sent or a pooled connection died; backoff).", []string{"upstream", "kind"}, nil)
+	descRetryOut    = prometheus.NewDesc("sluice_upstream_retried_requests_total", "Requests that were retried, by final outcome.", []string{"upstream", "outcome"}, nil)
+	descBudget      = prometheus.NewDesc("sluice_upstream_retry_budget_exhausted_total", "Retries refused by the upstream's retry budget.", []string{"upstream"}, nil)
+	descFailures    = prometheus.NewDesc("sluice_upstream_failures_total", "Failed tries, by how far the request got (stage).", []string{"upstream", "stage", "sent"}, nil)
+	descActive      = prometheus.NewDesc("sluice_upstream_requests_in_flight", "Requests in flight to the upstream.", []string{"upstream"}, nil)
+	descDrain       = prometheus.NewDesc("sluice_drain_phase", "Drain phase: 0 serving, 1 not ready, 2 closing, 3 finishing, 4 done.", nil, nil)
+	descDownOpen    = prometheus.NewDesc("sluice_downstream_connections", "Client connections by state (open, idle).", []string{"state"}, nil)
+	descDownAccept  = prometheus.NewDesc("sluice_downstream_connections_accepted_total", "Client connections accepted.", nil, nil)
+	descDownClosed  = prometheus.NewDesc("sluice_downstream_connections_closed_total", "Client connections closed.", nil, nil)
+	descDownRefused = prometheus.NewDesc("sluice_downstream_connections_refused_total", "Client connections refused at once because server.max_connections were open.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (l *Live) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConns, descOpened, descReused, descClosed, descWindow, descPoolWait, descPoolWaited,
 		descEPInflight, descEPState, descEjections, descRetries, descRetryOut, descBudget, descFailures, descActive,
-		descDrain, descDownOpen, descDownAccept, descDownClosed} {
+		descDrain, descDownOpen, descDownAccept, descDownClosed, descDownRefused} {
 		ch <- d
 	}
 }
@@ -117,5 +120,8 @@ func (l *Live) Collect(ch chan<- prometheus.Metric) {
 		gauge(descDownOpen, float64(idle), "idle")
 		counter(descDownAccept, float64(acc))
 		counter(descDownClosed, float64(closed))
+	}
+	if l.Refused != nil {
+		counter(descDownRefused, float64(l.Refused()))
 	}
 }

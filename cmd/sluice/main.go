@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"syscall"
 
 	"github.com/sluice-gw/sluice/internal/config"
@@ -82,22 +83,43 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	return serve(path, stderr)
 }
 
+// validate reports every problem of the file at once: syntax and schema
+// errors, and unknown or misused predicates and filters.
 func validate(path string, stdout, stderr io.Writer) int {
-	cfg, err := config.Load(path)
-	if err == nil {
-		_, err = gateway.Build(cfg, nil)
-	}
+	data, err := os.ReadFile(path)
 	if err != nil {
-		var errs config.Errors
-		if errors.As(err, &errs) {
-			fmt.Fprintln(stdout, errs.Error())
-		} else {
-			fmt.Fprintf(stdout, "%s: %v\n", path, err)
+		fmt.Fprintf(stdout, "%s: %v\n", path, err)
+		return 1
+	}
+	cfg, errs := config.ParseAll(path, data)
+	if cfg != nil {
+		errs = append(errs, gateway.CheckDefinitions(cfg)...)
+	}
+	if len(errs) == 0 {
+		if err := gateway.Validate(cfg); err != nil {
+			if !errors.As(err, &errs) {
+				fmt.Fprintf(stdout, "%s: %v\n", path, err)
+				return 1
+			}
 		}
+	}
+	if len(errs) > 0 {
+		fmt.Fprintln(stdout, slices.CompactFunc(sortErrors(errs), func(a, b *config.Error) bool { return *a == *b }).Error())
 		return 1
 	}
 	fmt.Fprintln(stdout, "ok")
 	return 0
+}
+
+// sortErrors orders problems by position, as the config package does.
+func sortErrors(errs config.Errors) config.Errors {
+	slices.SortStableFunc(errs, func(a, b *config.Error) int {
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		return a.Col - b.Col
+	})
+	return errs
 }
 
 // serve runs the gateway until SIGTERM or SIGINT, then drains; a second

@@ -139,6 +139,26 @@ func TestValidate(t *testing.T) {
 			want: []string{`FILE:3:1: yaml: did not find expected key`},
 		},
 		{
+			name: "schema errors and unknown predicates and filters, all at once",
+			file: []string{
+				"server: {listen: \"127.0.0.1:8080\", idle_timout: 5s}",
+				"upstreams:",
+				"  backend:",
+				"    endpoints: [127.0.0.1:9001]",
+				"routes:",
+				"  - id: api",
+				"    uri: lb://backnd",
+				"    predicates: [\"Paht=/x\", \"Method=GET\"]",
+				"    filters: [\"StripPrefx=1\"]",
+			},
+			want: []string{
+				`FILE:1:36: server: unknown key "idle_timout" (did you mean idle_timeout?)`,
+				`FILE:7:10: routes[0].uri: upstream "backnd" is not defined (defined: backend)`,
+				`FILE:8:18: routes[0].predicates[0]: unknown predicate "Paht" (did you mean Path?)`,
+				`FILE:9:15: routes[0].filters[0]: unknown filter "StripPrefx" (did you mean StripPrefix?)`,
+			},
+		},
+		{
 			name: "malformed YAML: unclosed flow sequence",
 			file: []string{
 				"routes:",

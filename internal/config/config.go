@@ -274,6 +274,17 @@ func Parse(file string, data []byte) (*Config, error) {
 	return c, nil
 }
 
+// ParseAll is Parse for tools that report every problem at once (sluice
+// validate): besides the errors, it returns the config as far as it could be
+// decoded, so that later checks (predicate and filter names) can still run.
+// The config must not be used to run anything when errs is not empty.
+func ParseAll(file string, data []byte) (*Config, Errors) {
+	d := newDecoder(file)
+	c := d.parse(data)
+	d.errs.sort()
+	return c, slices.CompactFunc(d.errs, func(a, b *Error) bool { return *a == *b })
+}
+
 // Errorf returns an error at pos in c's file, formatted like Parse's errors.
 // path names the field, like Definition.Path; it may be empty.
 func (c *Config) Errorf(pos Pos, path, format string, a ...any) *Error {

@@ -54,7 +54,20 @@ func (rt *Runtime) ClusterList() []*cluster.Cluster {
 // kept as they are (pools, health, counters); the caller drains the others
 // once the new runtime is in service (see Retire). Every problem is reported
 // as config.Errors, positioned in the file.
-func Build(cfg *config.Config, prev *Runtime) (*Runtime, error) {
+func Build(cfg *config.Config, prev *Runtime) (*Runtime, error) { return build(cfg, prev, true) }
+
+// Validate builds cfg without starting anything (no health checks), reports
+// what Build would, and releases what it built.
+func Validate(cfg *config.Config) error {
+	rt, err := build(cfg, nil, false)
+	if err != nil {
+		return err
+	}
+	Retire(rt, &Runtime{})
+	return nil
+}
+
+func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 	var errs config.Errors
 	rt := &Runtime{Config: cfg, Clusters: map[string]*cluster.Cluster{}, defs: map[string]*config.Upstream{}, checkers: map[string]*health.Checker{}}
 	for name, u := range cfg.Upstreams {
@@ -75,7 +88,7 @@ func Build(cfg *config.Config, prev *Runtime) (*Runtime, error) {
 		}
 		rt.Clusters[name] = c
 		rt.defs[name] = u
-		if hc := u.HealthCheck; hc != nil {
+		if hc := u.HealthCheck; hc != nil && live {
 			scheme := "http"
 			if u.TLS != nil {
 				scheme = "https"
@@ -162,6 +175,44 @@ func Build(cfg *config.Config, prev *Runtime) (*Runtime, error) {
 	}
 	rt.Table = table
 	return rt, nil
+}
+
+// CheckDefinitions reports the predicates and filters of cfg that do not
+// exist or do not accept their arguments, without building anything else.
+// It runs on configs that have other problems too (sluice validate).
+func CheckDefinitions(cfg *config.Config) config.Errors {
+	preds := route.Predicates()
+	filters := builtin.Filters()
+	var errs config.Errors
+	_, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters)
+	errs = append(errs, ferrs...)
+	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies}
+	for _, r := range cfg.Routes {
+		env.RouteID = r.ID
+		for _, d := range r.Predicates {
+			if err := checkPredicate(cfg, preds, d, env); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		_, ferrs := buildFilters(cfg, r.Filters, filters)
+		errs = append(errs, ferrs...)
+	}
+	return errs
+}
+
+func checkPredicate(cfg *config.Config, preds map[string]route.Factory, d config.Definition, env *route.Env) *config.Error {
+	f, ok := preds[d.Name]
+	if !ok {
+		return cfg.Errorf(d.Pos, d.Path, "unknown predicate %q%s", d.Name, suggest(d.Name, keys(preds)))
+	}
+	a, err := d.Bind(f.Fields)
+	if err == nil {
+		_, err = f.New(a, env)
+	}
+	if err != nil {
+		return cfg.Errorf(d.Pos, d.Path, "%s: %v", d.Name, err)
+	}
+	return nil
 }
 
 // Retire drains the clusters of old that next no longer uses.

@@ -238,6 +238,19 @@ func (c *tapConn) Close() error {
 	c.onDrop = nil
 	c.mu.Unlock()
 	if onDrop != nil {
+		// Bytes that arrived but were never read would make the kernel answer
+		// the close with an RST; take them (and keep the RST) so that a
+		// request dropped that way is recorded too.
+		if tc, ok := c.Conn.(*net.TCPConn); ok {
+			tc.SetReadDeadline(time.Now())
+			buf := make([]byte, 64<<10)
+			if n, _ := tc.Read(buf); n > 0 {
+				c.mu.Lock()
+				c.pending = append(c.pending, buf[:n]...)
+				c.mu.Unlock()
+				tc.SetLinger(0)
+			}
+		}
 		if method, id, ok := c.dropped(); ok {
 			onDrop(method, id)
 		}

@@ -200,7 +200,7 @@ func backendDies(e *Env, p Proxy) (*Result, error) {
 	c.OpenLoop(e.ctx, e.cfg.Rate, e.cfg.scaled(10*time.Second))
 	wait()
 	res := e.check(c)
-	res.Pass = passStrict(res)
+	res.Pass = passButDropped(res)
 	res.notef("%s exits at %v, connects refused after", victim.Name, e.cfg.scaled(3*time.Second))
 	return res, nil
 }

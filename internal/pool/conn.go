@@ -114,8 +114,7 @@ func (c *conn) roundTrip(req *http.Request, reused bool, idleAge time.Duration) 
 // arrive after the backend had read an earlier one.
 //
 // The RST comes back one round trip after the write at the latest; the wait
-// is bounded by the endpoint's fastest recent response (a round trip plus the
-// backend's quickest work), so only a failing request waits.
+// is bounded by rttBound, and only a request that already failed waits.
 func (c *conn) proveUnread() bool {
 	if c.cw.writes != 1 {
 		return false

@@ -224,15 +224,13 @@ func (p *Pool) sawTTFB(d time.Duration) {
 	p.ttfb.Store(n)
 }
 
-// rttBound is how long an answer to a request can take to come back at the
-// least busy: 1.5× the low envelope of time to first byte, plus 5ms for
-// scheduling; 100ms while nothing is known; never more than a second.
+// rttBound is how long an RST answering a request may take to come back: a
+// round trip, which the low envelope of time to first byte bounds from
+// above, tripled, plus room for scheduling delays on a busy machine; never
+// under 100ms nor over a second. Only a request that already failed waits.
 func (p *Pool) rttBound() time.Duration {
 	t := time.Duration(p.ttfb.Load())
-	if t == 0 {
-		return 100 * time.Millisecond
-	}
-	return min(t*3/2+5*time.Millisecond, time.Second)
+	return min(max(3*t+20*time.Millisecond, 100*time.Millisecond), time.Second)
 }
 
 // get leases a connection: the most recently used idle one that is within

@@ -4,6 +4,7 @@
 //	sluice-chaos run --proxy baseline
 //	sluice-chaos run --proxy sluice --sluice-bin ./sluice --scenario 1,6,7
 //	sluice-chaos run --all-proxies --sluice-bin ./sluice
+//	sluice-chaos run --proxy sluice-inproc     (Sluice in this process: also scenarios 8 and 9)
 //
 // Backends that must be SIGTERMed or SIGKILLed run as processes of this
 // same binary (see chaos.RunBackendIfChild).
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/internal/chaos"
+	"github.com/sluice-gw/sluice/internal/chaos/inproc"
 )
 
 func main() {
@@ -33,7 +35,7 @@ func main() {
 
 func run(args []string) int {
 	fs := flag.NewFlagSet("sluice-chaos run", flag.ContinueOnError)
-	proxyNames := fs.String("proxy", "baseline", "proxies to test, comma separated: "+strings.Join(chaos.ProxyNames, ", "))
+	proxyNames := fs.String("proxy", "baseline", "proxies to test, comma separated: "+strings.Join(chaos.ProxyNames, ", ")+", sluice-inproc")
 	all := fs.Bool("all-proxies", false, "test every proxy side by side (sluice only with --sluice-bin)")
 	scenarios := fs.String("scenario", "", "scenarios to run, e.g. 1,6,7 (default: all)")
 	sluiceBin := fs.String("sluice-bin", "", "path of the sluice binary")
@@ -65,6 +67,10 @@ func run(args []string) int {
 			fmt.Fprintln(os.Stderr, "skipping sluice: no --sluice-bin")
 			continue
 		}
+		if n == "sluice-inproc" {
+			proxies = append(proxies, &inproc.Sluice{})
+			continue
+		}
 		p, err := chaos.ProxyByName(n, *sluiceBin)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -91,6 +97,11 @@ func run(args []string) int {
 				break
 			}
 			fmt.Fprintf(os.Stderr, "scenario %d (%s) × %s ...", s.ID, s.Name, p.Name())
+			if _, ok := p.(*inproc.Sluice); ok && s.ID == 10 {
+				// Rotation is judged against the connection age; the 60s
+				// default would need a two-minute run.
+				p = &inproc.Sluice{Pool: "{max_lifetime: 3s}"}
+			}
 			r := chaos.Run(ctx, cfg, s, p)
 			fmt.Fprintf(os.Stderr, " %s in %v: %d requests, errors %s\n", r.Verdict(), r.Elapsed.Round(100*time.Millisecond), r.Sent, r.ErrorSummary())
 			if r.Err != nil {

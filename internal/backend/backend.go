@@ -118,6 +118,7 @@ type Backend struct {
 
 	mu    sync.Mutex
 	srv   *http.Server // nil while stopped
+	ln    net.Listener // srv's
 	conns map[net.Conn]struct{}
 	done  chan struct{} // closed when srv's Serve returns
 }
@@ -237,30 +238,37 @@ func (c *tapConn) Close() error {
 	onDrop := c.onDrop
 	c.onDrop = nil
 	c.mu.Unlock()
-	if onDrop != nil {
-		// Bytes that arrived but were never read would make the kernel answer
-		// the close with an RST; take them (and keep the RST) so that a
-		// request dropped that way is recorded too.
-		if tc, ok := c.Conn.(*net.TCPConn); ok {
-			tc.SetReadDeadline(time.Now())
-			buf := make([]byte, 64<<10)
-			if n, _ := tc.Read(buf); n > 0 {
-				c.mu.Lock()
-				c.pending = append(c.pending, buf[:n]...)
-				c.mu.Unlock()
-				tc.SetLinger(0)
-			}
-		}
-		if method, id, ok := c.dropped(); ok {
-			onDrop(method, id)
+	if onDrop == nil {
+		return c.Conn.Close()
+	}
+	// Bytes that arrived but were never read make the kernel answer the
+	// close with an RST; take them (and keep the RST) so that a request
+	// dropped that way is recorded too. The close follows the read at once:
+	// bytes arriving in between are dropped unrecorded.
+	tc, ok := c.Conn.(*net.TCPConn)
+	if ok {
+		buf := make([]byte, 64<<10)
+		tc.SetReadDeadline(time.Now())
+		if n, _ := tc.Read(buf); n > 0 {
+			tc.SetLinger(0)
+			c.mu.Lock()
+			c.pending = append(c.pending, buf[:n]...)
+			c.mu.Unlock()
 		}
 	}
-	return c.Conn.Close()
+	err := c.Conn.Close()
+	if method, id, ok := c.dropped(); ok {
+		onDrop(method, id)
+	}
+	return err
 }
 
 type tapListener struct {
 	net.Listener
 	onDrop func(method, id string)
+	// accepted sees every conn as it is accepted, before http.Server starts
+	// serving it (its ConnState hook runs later, in the conn's goroutine).
+	accepted func(net.Conn)
 }
 
 func (l tapListener) Accept() (net.Conn, error) {
@@ -268,7 +276,9 @@ func (l tapListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tapConn{Conn: c, onDrop: l.onDrop}, nil
+	tc := &tapConn{Conn: c, onDrop: l.onDrop}
+	l.accepted(tc)
+	return tc, nil
 }
 
 func (b *Backend) serve(ln net.Listener) {
@@ -293,13 +303,14 @@ func (b *Backend) serve(ln net.Listener) {
 	done := make(chan struct{})
 	b.mu.Lock()
 	b.srv = srv
+	b.ln = ln
 	b.done = done
 	b.mu.Unlock()
 	go func() {
 		defer close(done)
 		srv.Serve(tapListener{ln, func(method, id string) {
 			b.record(Record{At: time.Now(), Backend: b.opts.Name, Method: method, ID: id, Dropped: true})
-		}})
+		}, func(c net.Conn) { b.trackConn(c, http.StateNew) }})
 	}()
 }
 
@@ -421,35 +432,43 @@ func ReadRecords(path string) ([]Record, error) {
 // started again on the same address with Restart.
 func (b *Backend) Shutdown(ctx context.Context, style ShutdownStyle) error {
 	b.mu.Lock()
-	srv, done := b.srv, b.done
-	b.srv = nil
+	srv, ln, done := b.srv, b.ln, b.done
+	b.srv, b.ln = nil, nil
 	b.mu.Unlock()
 	if srv == nil {
 		return nil
 	}
-	var err error
-	switch style {
-	case Graceful:
-		if err = srv.Shutdown(ctx); err != nil {
+	if style == Graceful {
+		err := srv.Shutdown(ctx)
+		if err != nil {
 			srv.Close()
 		}
-	case Reset:
-		// SO_LINGER 0 first, so that Close (listener first, then every
-		// conn) sends RST instead of FIN.
-		b.mu.Lock()
-		for c := range b.conns {
-			if t, ok := c.(*tapConn); ok {
-				c = t.Conn
-			}
-			if tc, ok := c.(*net.TCPConn); ok {
-				tc.SetLinger(0)
-			}
-		}
-		b.mu.Unlock()
-		err = srv.Close()
-	default:
-		err = srv.Close()
+		<-done
+		return err
 	}
+	// A dying process loses every conn at the same instant, including those
+	// accepted but not yet served (which http.Server.Close does not know of
+	// yet), and records nothing: close the sockets underneath the server
+	// first (SO_LINGER 0 first for Reset, so that the kernel sends RST), then
+	// the server. Closing through the server would let a handler woken by the
+	// close answer before its socket is gone.
+	ln.Close()
+	b.mu.Lock()
+	for c := range b.conns {
+		raw := c
+		if t, ok := c.(*tapConn); ok {
+			t.mu.Lock()
+			t.onDrop = nil
+			t.mu.Unlock()
+			raw = t.Conn
+		}
+		if tc, ok := raw.(*net.TCPConn); ok && style == Reset {
+			tc.SetLinger(0)
+		}
+		raw.Close()
+	}
+	b.mu.Unlock()
+	err := srv.Close()
 	<-done
 	return err
 }

@@ -5,7 +5,9 @@
 package filter
 
 import (
+	"log/slog"
 	"net/http"
+	"net/netip"
 
 	"github.com/sluice-gw/sluice/internal/args"
 )
@@ -47,7 +49,16 @@ func (f Response) RoundTrip(r *http.Request, next http.RoundTripper) (*http.Resp
 // argument names in shortcut order (see args.Spec.Bind).
 type Factory struct {
 	Fields []string
-	New    func(a args.Args) (Filter, error)
+	New    func(a args.Args, env *Env) (Filter, error)
+}
+
+// Env is what a filter may use beyond its own arguments. The gateway builds
+// one per route; filters must not keep a pointer to it, only what they read.
+type Env struct {
+	RouteID string
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	Log            *slog.Logger
 }
 
 // Chain returns a RoundTripper that runs filters in order, then last.

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"reflect"
@@ -113,7 +114,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 	preds := route.Predicates()
 	filters := builtin.Filters()
 	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies}
-	defaults, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters)
+	defaults, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters, &filter.Env{RouteID: "", TrustedProxies: cfg.Server.TrustedProxies, Log: slog.Default()})
 	errs = append(errs, ferrs...)
 	var routes []route.Route
 	table := &proxy.Table{}
@@ -136,7 +137,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 			}
 			errs = append(errs, cfg.Errorf(d.Pos, d.Path, "%s: %v", d.Name, err))
 		}
-		own, ferrs := buildFilters(cfg, r.Filters, filters)
+		own, ferrs := buildFilters(cfg, r.Filters, filters, &filter.Env{RouteID: r.ID, TrustedProxies: cfg.Server.TrustedProxies, Log: slog.Default()})
 		errs = append(errs, ferrs...)
 		c := rt.Clusters[r.Upstream]
 		policy := &cluster.Policy{
@@ -184,7 +185,7 @@ func CheckDefinitions(cfg *config.Config) config.Errors {
 	preds := route.Predicates()
 	filters := builtin.Filters()
 	var errs config.Errors
-	_, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters)
+	_, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters, &filter.Env{TrustedProxies: cfg.Server.TrustedProxies, Log: slog.Default()})
 	errs = append(errs, ferrs...)
 	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies}
 	for _, r := range cfg.Routes {
@@ -194,7 +195,7 @@ func CheckDefinitions(cfg *config.Config) config.Errors {
 				errs = append(errs, err)
 			}
 		}
-		_, ferrs := buildFilters(cfg, r.Filters, filters)
+		_, ferrs := buildFilters(cfg, r.Filters, filters, &filter.Env{RouteID: r.ID, TrustedProxies: cfg.Server.TrustedProxies, Log: slog.Default()})
 		errs = append(errs, ferrs...)
 	}
 	return errs
@@ -230,7 +231,7 @@ func Retire(old, next *Runtime) {
 	}
 }
 
-func buildFilters(cfg *config.Config, defs []config.Definition, reg map[string]filter.Factory) ([]filter.Filter, config.Errors) {
+func buildFilters(cfg *config.Config, defs []config.Definition, reg map[string]filter.Factory, env *filter.Env) ([]filter.Filter, config.Errors) {
 	var out []filter.Filter
 	var errs config.Errors
 	for _, d := range defs {
@@ -242,7 +243,7 @@ func buildFilters(cfg *config.Config, defs []config.Definition, reg map[string]f
 		a, err := d.Bind(f.Fields)
 		if err == nil {
 			var fl filter.Filter
-			if fl, err = f.New(a); err == nil {
+			if fl, err = f.New(a, env); err == nil {
 				out = append(out, fl)
 				continue
 			}

@@ -18,7 +18,7 @@ func nameValue(a args.Args) (string, string, error) {
 }
 
 func requestHeader(edit func(h http.Header, name, value string)) filter.Factory {
-	return filter.Factory{Fields: []string{"name", "value"}, New: func(a args.Args) (filter.Filter, error) {
+	return filter.Factory{Fields: []string{"name", "value"}, New: func(a args.Args, _ *filter.Env) (filter.Filter, error) {
 		n, v, err := nameValue(a)
 		if err != nil {
 			return nil, err
@@ -28,7 +28,7 @@ func requestHeader(edit func(h http.Header, name, value string)) filter.Factory 
 }
 
 func responseHeader(edit func(h http.Header, name, value string)) filter.Factory {
-	return filter.Factory{Fields: []string{"name", "value"}, New: func(a args.Args) (filter.Filter, error) {
+	return filter.Factory{Fields: []string{"name", "value"}, New: func(a args.Args, _ *filter.Env) (filter.Filter, error) {
 		n, v, err := nameValue(a)
 		if err != nil {
 			return nil, err
@@ -45,7 +45,7 @@ func responseHeader(edit func(h http.Header, name, value string)) filter.Factory
 }
 
 func removeHeader(response bool) filter.Factory {
-	return filter.Factory{Fields: []string{"name"}, New: func(a args.Args) (filter.Filter, error) {
+	return filter.Factory{Fields: []string{"name"}, New: func(a args.Args, _ *filter.Env) (filter.Filter, error) {
 		n, err := a.Required("name")
 		if err != nil {
 			return nil, err
@@ -68,7 +68,7 @@ var (
 )
 
 // PreserveHostHeader sends the client's Host to the backend instead of the endpoint's.
-var preserveHost = filter.Factory{New: func(args.Args) (filter.Filter, error) {
+var preserveHost = filter.Factory{New: func(args.Args, *filter.Env) (filter.Filter, error) {
 	return filter.Request(func(r *http.Request) {
 		if ex := exchange.From(r.Context()); ex != nil {
 			r.Host = ex.Host
@@ -77,7 +77,7 @@ var preserveHost = filter.Factory{New: func(args.Args) (filter.Filter, error) {
 }}
 
 // SetRequestHostHeader=example.org sends that Host to the backend.
-var setRequestHost = filter.Factory{Fields: []string{"host"}, New: func(a args.Args) (filter.Filter, error) {
+var setRequestHost = filter.Factory{Fields: []string{"host"}, New: func(a args.Args, _ *filter.Env) (filter.Filter, error) {
 	h, err := a.Required("host")
 	if err != nil {
 		return nil, err

@@ -13,7 +13,7 @@ import (
 // StripPrefix=N removes the first N path segments.
 var stripPrefix = filter.Factory{
 	Fields: []string{"parts"},
-	New: func(a args.Args) (filter.Filter, error) {
+	New: func(a args.Args, _ *filter.Env) (filter.Filter, error) {
 		n, err := a.Int("parts", 1)
 		if err != nil {
 			return nil, err
@@ -41,7 +41,7 @@ func strip(p string, n int) string {
 // PrefixPath=/api adds a prefix to the path.
 var prefixPath = filter.Factory{
 	Fields: []string{"prefix"},
-	New: func(a args.Args) (filter.Filter, error) {
+	New: func(a args.Args, _ *filter.Env) (filter.Filter, error) {
 		pre, err := a.Required("prefix")
 		if err != nil {
 			return nil, err
@@ -57,7 +57,7 @@ var prefixPath = filter.Factory{
 // SetPath=/foo/{segment} replaces the path, filling in the route's variables.
 var setPath = filter.Factory{
 	Fields: []string{"template"},
-	New: func(a args.Args) (filter.Filter, error) {
+	New: func(a args.Args, _ *filter.Env) (filter.Filter, error) {
 		t, err := a.Required("template")
 		if err != nil {
 			return nil, err

@@ -335,7 +335,14 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var err error
 		n, err = io.Copy(io.Discard, r.Body)
 		if err != nil {
-			return // the client went away before sending the whole body
+			// The conn broke before the whole body arrived: the client went
+			// away, or this backend's own shutdown closed a conn that it still
+			// took for idle as the request came in. Either way the request was
+			// read in part and dropped, not processed.
+			if id := r.Header.Get("X-Request-Id"); id != "" {
+				b.record(Record{At: time.Now(), Backend: b.opts.Name, Method: r.Method, ID: id, Dropped: true})
+			}
+			return
 		}
 	}
 	if id := r.Header.Get("X-Request-Id"); id != "" {

@@ -313,7 +313,7 @@ func (c *Cluster) Forward(req *http.Request, p *Policy) (*http.Response, error) 
 		}
 		if err == nil {
 			c.observe(ep, resp.StatusCode >= 500 && resp.StatusCode <= 504 && resp.StatusCode != 501)
-			if try < attempts && idem && slices.Contains(p.Statuses, resp.StatusCode) && canResend(req, replay, rec) && bud.try() {
+			if try < attempts && idem && p.methodAllowed(req.Method) && slices.Contains(p.Statuses, resp.StatusCode) && canResend(req, replay, rec) && bud.try() {
 				resp.Body.Close()
 				c.Retries[RetryBackoff].Add(1)
 				retrying = true
@@ -340,6 +340,9 @@ func (c *Cluster) Forward(req *http.Request, p *Policy) (*http.Response, error) 
 			return nil, &exchange.Error{Status: 499, Reason: exchange.ClientCanceled, Err: ctx.Err()}
 		}
 		d := decide(pe, idem, canResend(req, replay, rec), p)
+		if d != NoRetry && !p.methodAllowed(req.Method) && !pe.NotProcessed() && pe.Stage != pool.StageDial && pe.Stage != pool.StageWait {
+			d = NoRetry
+		}
 		if d == NoRetry || try >= attempts || (!deadline.IsZero() && !time.Now().Before(deadline)) {
 			if try > 1 {
 				c.RetryOutcomes[0].Add(1)

@@ -3,6 +3,7 @@ package cluster
 import (
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,16 @@ type Policy struct {
 	// Budget limits the share of retries among the requests in flight; nil
 	// uses the cluster's.
 	Budget *Budget
+	// Methods, when set, narrows retries to these methods (Spring's Retry
+	// filter): other requests are retried only when they provably never
+	// reached the backend. It never widens what the decision table allows.
+	Methods []string
+}
+
+// methodAllowed reports whether p lets requests of method be retried after
+// they may have reached the backend.
+func (p *Policy) methodAllowed(method string) bool {
+	return len(p.Methods) == 0 || slices.Contains(p.Methods, method)
 }
 
 // DefaultPolicy is what a route gets without a retry block.

@@ -44,6 +44,12 @@ type Config struct {
 
 	// Routes are in file order; Route.Order is not applied here.
 	Routes []*Route `yaml:"routes"`
+
+	// CORS maps path patterns to CORS policies for every route (Spring's
+	// globalcors); the first pattern in file order that matches applies.
+	CORS map[string]*CORSPolicy `yaml:"cors"`
+	// Compression gzips the responses of every route when enabled.
+	Compression Compression `yaml:"compression"`
 }
 
 // Server configures the downstream listener.
@@ -305,6 +311,8 @@ func defaultConfig() *Config {
 		Admin: Admin{Listen: "127.0.0.1:9901"},
 		Log:   Log{Level: "info", Format: "json", AccessLog: true},
 		Drain: Drain{Delay: 5 * time.Second, Timeout: 30 * time.Second},
+		// Spring Boot's server.compression.min-response-size.
+		Compression: Compression{MinSize: 2048},
 	}
 }
 

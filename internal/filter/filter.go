@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/sluice-gw/sluice/internal/args"
 )
@@ -59,6 +60,10 @@ type Env struct {
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 	Log            *slog.Logger
+	// Forward routes r through the gateway's routing table again, as if it
+	// had arrived with r.URL's path and query (a "forward:" fallback). It is
+	// nil where there is no table, e.g. when a filter is built on its own.
+	Forward func(r *http.Request) (*http.Response, error)
 }
 
 // Chain returns a RoundTripper that runs filters in order, then last.
@@ -77,3 +82,20 @@ type link struct {
 }
 
 func (l link) RoundTrip(r *http.Request) (*http.Response, error) { return l.f.RoundTrip(r, l.next) }
+
+// RetryPolicy is what a Retry filter asks of its route's retry policy. The
+// gateway applies it when it builds the route, so it costs nothing per
+// request. Zero fields keep the route's own values.
+type RetryPolicy struct {
+	Attempts    int      // tries including the first
+	Statuses    []int    // response codes retried (idempotent requests only)
+	Methods     []string // methods retried once a request may have reached the backend
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+}
+
+// A Retrier is a filter that configures its route's retries (Spring's Retry).
+type Retrier interface {
+	Filter
+	RetryPolicy() RetryPolicy
+}

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"reflect"
@@ -114,10 +113,12 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 	preds := route.Predicates()
 	filters := builtin.Filters()
 	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies}
-	defaults, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters, &filter.Env{RouteID: "", TrustedProxies: cfg.Server.TrustedProxies, Log: slog.Default()})
+	table := &proxy.Table{}
+	globals, gerrs := globalFilters(cfg)
+	errs = append(errs, gerrs...)
+	defaults, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters, filterEnv(cfg, "", table))
 	errs = append(errs, ferrs...)
 	var routes []route.Route
-	table := &proxy.Table{}
 	for _, r := range cfg.Routes {
 		env.RouteID = r.ID
 		rr := route.Route{ID: r.ID, Order: r.Order}
@@ -137,7 +138,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 			}
 			errs = append(errs, cfg.Errorf(d.Pos, d.Path, "%s: %v", d.Name, err))
 		}
-		own, ferrs := buildFilters(cfg, r.Filters, filters, &filter.Env{RouteID: r.ID, TrustedProxies: cfg.Server.TrustedProxies, Log: slog.Default()})
+		own, ferrs := buildFilters(cfg, r.Filters, filters, filterEnv(cfg, r.ID, table))
 		errs = append(errs, ferrs...)
 		c := rt.Clusters[r.Upstream]
 		policy := &cluster.Policy{
@@ -151,7 +152,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 			BufferLimit:        r.Retry.BufferLimit,
 			Budget:             cluster.NewBudget(r.Retry.BudgetPercent, r.Retry.MinRetries),
 		}
-		chain := filter.Chain(slices.Concat(defaults, own), &proxy.Forward{Cluster: c, Policy: policy})
+		chain := filter.Chain(applyRetriers(slices.Concat(globals, defaults, own), policy), &proxy.Forward{Cluster: c, Policy: policy})
 		routes = append(routes, rr)
 		table.Routes = append(table.Routes, &proxy.Route{ID: r.ID, Upstream: r.Upstream, Chain: chain, MaxBodySize: r.MaxBodySize})
 	}
@@ -184,8 +185,9 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 func CheckDefinitions(cfg *config.Config) config.Errors {
 	preds := route.Predicates()
 	filters := builtin.Filters()
-	var errs config.Errors
-	_, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters, &filter.Env{TrustedProxies: cfg.Server.TrustedProxies, Log: slog.Default()})
+	_, errs := globalFilters(cfg)
+	table := &proxy.Table{} // never used: nothing runs
+	_, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters, filterEnv(cfg, "", table))
 	errs = append(errs, ferrs...)
 	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies}
 	for _, r := range cfg.Routes {
@@ -195,7 +197,7 @@ func CheckDefinitions(cfg *config.Config) config.Errors {
 				errs = append(errs, err)
 			}
 		}
-		_, ferrs := buildFilters(cfg, r.Filters, filters, &filter.Env{RouteID: r.ID, TrustedProxies: cfg.Server.TrustedProxies, Log: slog.Default()})
+		_, ferrs := buildFilters(cfg, r.Filters, filters, filterEnv(cfg, r.ID, table))
 		errs = append(errs, ferrs...)
 	}
 	return errs

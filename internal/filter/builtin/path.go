@@ -95,3 +95,30 @@ func expand(t string, ex *exchange.Exchange) string {
 	b.WriteString(t)
 	return b.String()
 }
+
+// RewritePath=/red/?(?<segment>.*), /$\{segment} rewrites the path with a
+// Java regexp and replacement (see javaReplacement for "$\").
+var rewritePath = filter.Factory{
+	Fields: []string{"regexp", "replacement"},
+	New: func(a args.Args, _ *filter.Env) (filter.Filter, error) {
+		expr, err := a.Required("regexp")
+		if err != nil {
+			return nil, err
+		}
+		repl, err := a.String("replacement", "")
+		if err != nil {
+			return nil, err
+		}
+		rw, err := newRewriter(expr, repl)
+		if err != nil {
+			return nil, err
+		}
+		return filter.Request(func(r *http.Request) {
+			p := rw.replaceAll(r.URL.Path)
+			if !strings.HasPrefix(p, "/") {
+				p = "/" + p
+			}
+			r.URL.Path = p
+		}), nil
+	},
+}

@@ -48,7 +48,7 @@ func globalFilters(cfg *config.Config) ([]filter.Filter, config.Errors) {
 				AllowedMethods: p.AllowedMethods, AllowedHeaders: p.AllowedHeaders, ExposedHeaders: p.ExposedHeaders,
 				AllowCredentials: p.AllowCredentials, MaxAge: p.MaxAge,
 			}}
-			if _, err := cors.Global([]cors.Rule{rule}); err != nil {
+			if err := cors.Check(rule.Policy); err != nil {
 				errs = append(errs, cfg.Errorf(p.Pos, p.Path, "%v", err))
 				continue
 			}

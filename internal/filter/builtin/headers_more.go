@@ -274,7 +274,8 @@ func splitList(in []string) []string {
 }
 
 // RequestHeaderSize=1000B answers 431 when one header (name and values) is
-// larger than maxSize; errorHeaderName names the header that says why.
+// larger than maxSize; errorHeaderName names the header that says why. The
+// headers the gateway sets itself (Forwarded, X-Forwarded-*) do not count.
 var requestHeaderSize = filter.Factory{Fields: []string{"maxSize", "errorHeaderName"}, New: func(a args.Args, _ *filter.Env) (filter.Filter, error) {
 	maxSize, err := a.Size("maxSize", 0)
 	if err != nil {
@@ -290,6 +291,9 @@ var requestHeaderSize = filter.Factory{Fields: []string{"maxSize", "errorHeaderN
 	return filter.Func(func(r *http.Request, next http.RoundTripper) (*http.Response, error) {
 		var long []string
 		for k, vv := range r.Header {
+			if gatewayHeader(k) {
+				continue
+			}
 			n := len(k)
 			for _, v := range vv {
 				n += len(v)
@@ -309,3 +313,8 @@ var requestHeaderSize = filter.Factory{Fields: []string{"maxSize", "errorHeaderN
 		return resp, nil
 	}), nil
 }}
+
+// gatewayHeader reports whether the proxy sets header k on every request.
+func gatewayHeader(k string) bool {
+	return k == "Forwarded" || strings.HasPrefix(k, "X-Forwarded-")
+}

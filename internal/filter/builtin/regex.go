@@ -38,14 +38,14 @@ func javaRegexp(expr string) (*regexp.Regexp, error) {
 // (Spring's escape, because "${" cannot be written in a YAML property); then
 // "${name}" and "$n" refer to groups, "\$" is a literal dollar and "\x" a
 // literal x.
-func javaReplacement(re *regexp.Regexp, repl string) (string, error) {
-	repl = strings.ReplaceAll(repl, `$\`, `$`)
+func javaReplacement(re *regexp.Regexp, written string) (string, error) {
+	repl := strings.ReplaceAll(written, `$\`, `$`)
 	var b strings.Builder
 	for i := 0; i < len(repl); i++ {
 		switch c := repl[i]; c {
 		case '\\':
 			if i+1 == len(repl) {
-				return "", fmt.Errorf("replacement %q: ends with a lone backslash", repl)
+				return "", fmt.Errorf("replacement %q: ends with a lone backslash", written)
 			}
 			i++
 			if repl[i] == '$' {
@@ -59,11 +59,11 @@ func javaReplacement(re *regexp.Regexp, repl string) (string, error) {
 			case strings.HasPrefix(rest, "{"):
 				j := strings.IndexByte(rest, '}')
 				if j < 0 {
-					return "", fmt.Errorf("replacement %q: unclosed ${", repl)
+					return "", fmt.Errorf("replacement %q: unclosed ${", written)
 				}
 				name := rest[1:j]
 				if re.SubexpIndex(name) < 0 {
-					return "", fmt.Errorf("replacement %q: no group named %q", repl, name)
+					return "", fmt.Errorf("replacement %q: no group named %q", written, name)
 				}
 				b.WriteString("${" + name + "}")
 				i += j + 1
@@ -75,12 +75,12 @@ func javaReplacement(re *regexp.Regexp, repl string) (string, error) {
 					j++
 				}
 				if n > re.NumSubexp() {
-					return "", fmt.Errorf("replacement %q: no group %d", repl, n)
+					return "", fmt.Errorf("replacement %q: no group %d", written, n)
 				}
 				fmt.Fprintf(&b, "${%d}", n)
 				i += j
 			default:
-				return "", fmt.Errorf("replacement %q: illegal group reference (write \\$ for a dollar)", repl)
+				return "", fmt.Errorf("replacement %q: illegal group reference (write \\$ for a dollar)", written)
 			}
 		default:
 			b.WriteByte(c)

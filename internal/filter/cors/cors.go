@@ -266,6 +266,12 @@ func (c *policy) serve(r *http.Request, next http.RoundTripper) (*http.Response,
 	return resp, nil
 }
 
+// Check reports what is wrong with p, as New would.
+func Check(p Policy) error {
+	_, err := compile(p)
+	return err
+}
+
 // New returns a filter that applies p to every request of its route.
 func New(p Policy) (filter.Filter, error) {
 	c, err := compile(p)

@@ -122,7 +122,9 @@ func runFilterCases(t *testing.T, tests []filterCase) {
 				caseID = tc.name
 				req.Header.Set("X-Case", caseID)
 			}
-			resp, got := gatewaytest.Do(t, gatewaytest.Client(t), req)
+			c := gatewaytest.Client(t)
+			c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			resp, got := gatewaytest.Do(t, c, req)
 			want := tc.wantStatus
 			if want == 0 {
 				want = http.StatusOK
@@ -238,5 +240,77 @@ func TestFilterRequestSide(t *testing.T) {
 			body: "hello", chunked: true, seenBody: "hello", wantSeen: reply("Content-Length", "5")},
 		{name: "CacheRequestBody over maxSize is 413", filters: `[{name: CacheRequestBody, args: {bodyClass: java.lang.String, maxSize: 4B}}]`,
 			method: "POST", path: "/", body: "hello", chunked: true, wantStatus: 413, noBackend: true},
+	})
+}
+
+// TestFilterResponseSide covers the filters that edit or replace the response.
+func TestFilterResponseSide(t *testing.T) {
+	t.Parallel()
+	acao := func(vals ...string) http.Header {
+		h := http.Header{}
+		for _, v := range vals {
+			h.Add("X-Reply-Header", "Access-Control-Allow-Origin: "+v)
+		}
+		return h
+	}
+	jsonBody := `{"id":1,"color":"red","name":"x","nested":{"id":2,"keep":[{"color":"c","v":1.50}]}}`
+	jsonReply := reply("X-Reply-Body", jsonBody, "X-Reply-Type", "application/json")
+	runFilterCases(t, []filterCase{
+		{name: "DedupeResponseHeader RETAIN_FIRST by default", filters: `["DedupeResponseHeader=Access-Control-Allow-Origin"]`,
+			path: "/", header: acao("a", "b", "a"), wantResp: reply("Access-Control-Allow-Origin", "a")},
+		{name: "DedupeResponseHeader RETAIN_LAST", filters: `["DedupeResponseHeader=Access-Control-Allow-Origin, RETAIN_LAST"]`,
+			path: "/", header: acao("a", "b"), wantResp: reply("Access-Control-Allow-Origin", "b")},
+		{name: "DedupeResponseHeader RETAIN_UNIQUE", filters: `["DedupeResponseHeader=Access-Control-Allow-Origin, RETAIN_UNIQUE"]`,
+			path: "/", header: acao("a", "a", "b"), wantResp: reply("Access-Control-Allow-Origin", "a", "Access-Control-Allow-Origin", "b")},
+		{name: "DedupeResponseHeader several names", filters: `["DedupeResponseHeader=Access-Control-Allow-Credentials Access-Control-Allow-Origin"]`,
+			path: "/", header: reply("X-Reply-Header", "Access-Control-Allow-Credentials: true", "X-Reply-Header", "Access-Control-Allow-Credentials: true",
+				"X-Reply-Header", "Access-Control-Allow-Origin: a", "X-Reply-Header", "Access-Control-Allow-Origin: a"),
+			wantResp: reply("Access-Control-Allow-Credentials", "true", "Access-Control-Allow-Origin", "a")},
+		{name: "RewriteResponseHeader", filters: `["RewriteResponseHeader=X-Response-Red, password=[^&]+, password=***"]`, path: "/",
+			header:   reply("X-Reply-Header", "X-Response-Red: /42?user=ford&password=omg!what&flag=true"),
+			wantResp: reply("X-Response-Red", "/42?user=ford&password=***&flag=true")},
+		{name: "RewriteLocationResponseHeader strips the version as in the request", filters: `["RewriteLocationResponseHeader=AS_IN_REQUEST, Location, ,"]`,
+			host: "api.example.com", path: "/some/object/name",
+			header:   reply("X-Reply-Header", "Location: https://object-service.prod.example.net/v2/some/object/id", "X-Reply-Status", "201"),
+			wantStatus: 201, wantResp: reply("Location", "https://api.example.com/some/object/id")},
+		{name: "RewriteLocationResponseHeader keeps the version the request had", filters: `["RewriteLocationResponseHeader=AS_IN_REQUEST, Location, ,"]`,
+			host: "api.example.com", path: "/v2/some/object/name",
+			header:   reply("X-Reply-Header", "Location: https://object-service.prod.example.net:8443/v2/some/object/id"),
+			wantResp: reply("Location", "https://api.example.com/v2/some/object/id")},
+		{name: "RewriteLocationResponseHeader NEVER_STRIP with hostValue", filters: `["RewriteLocationResponseHeader=NEVER_STRIP, Location, edge.example.com,"]`,
+			path:     "/x",
+			header:   reply("X-Reply-Header", "Location: http://10.0.0.1:8080/v1/x"),
+			wantResp: reply("Location", "http://edge.example.com/v1/x")},
+		{name: "RewriteLocationResponseHeader leaves other protocols", filters: `["RewriteLocationResponseHeader=ALWAYS_STRIP, Location, ,"]`,
+			path: "/x", header: reply("X-Reply-Header", "Location: mailto://a.b/v1/x"), wantResp: reply("Location", "mailto://a.b/v1/x")},
+		{name: "SecureHeaders defaults", filters: `["SecureHeaders"]`, path: "/", wantResp: reply(
+			"X-Xss-Protection", "1 ; mode=block", "Strict-Transport-Security", "max-age=631138519", "X-Frame-Options", "DENY",
+			"X-Content-Type-Options", "nosniff", "Referrer-Policy", "no-referrer",
+			"Content-Security-Policy", "default-src 'self' https:; font-src 'self' https: data:; img-src 'self' https: data:; object-src 'none'; script-src https:; style-src 'self' https: 'unsafe-inline'",
+			"X-Download-Options", "noopen", "X-Permitted-Cross-Domain-Policies", "none"),
+			respAbsent: []string{"Permissions-Policy"}},
+		{name: "SecureHeaders disable, enable and override", filters: `[{name: SecureHeaders, args: {disable: [x-frame-options, strict-transport-security], enable: [permissions-policy], permissionsPolicy: "camera=()", referrerPolicy: same-origin}}]`,
+			path: "/", wantResp: reply("Permissions-Policy", "camera=()", "Referrer-Policy", "same-origin"),
+			respAbsent: []string{"X-Frame-Options", "Strict-Transport-Security"}},
+		{name: "SecureHeaders keeps the backend's own", filters: `["SecureHeaders"]`, path: "/",
+			header: reply("X-Reply-Header", "X-Frame-Options: SAMEORIGIN"), wantResp: reply("X-Frame-Options", "SAMEORIGIN")},
+		{name: "SetStatus by name", filters: `["SetStatus=UNAUTHORIZED"]`, path: "/", wantStatus: 401},
+		{name: "SetStatus by number with the original status header", filters: `[{name: SetStatus, args: {status: 418, originalStatusHeaderName: X-Original-Status}}]`,
+			path: "/", header: reply("X-Reply-Status", "201"), wantStatus: 418, wantResp: reply("X-Original-Status", "201")},
+		{name: "RedirectTo", filters: `["RedirectTo=302, https://acme.org"]`, path: "/a?x=1", wantStatus: 302,
+			wantResp: reply("Location", "https://acme.org"), noBackend: true},
+		{name: "RedirectTo with the request's parameters", filters: `["RedirectTo=301, https://acme.org/p?a=1, true"]`, path: "/a?x=1&y=2", wantStatus: 301,
+			wantResp: reply("Location", "https://acme.org/p?a=1&x=1&y=2"), noBackend: true},
+		{name: "RemoveJsonAttributesResponseBody top level", filters: `["RemoveJsonAttributesResponseBody=id, color"]`, path: "/", header: jsonReply,
+			wantBody: `{"name":"x","nested":{"id":2,"keep":[{"color":"c","v":1.50}]}}`},
+		{name: "RemoveJsonAttributesResponseBody recursively", filters: `["RemoveJsonAttributesResponseBody=id, color, true"]`, path: "/", header: jsonReply,
+			wantBody: `{"name":"x","nested":{"keep":[{"v":1.50}]}}`, wantResp: reply("Content-Length", "43")},
+		{name: "RemoveJsonAttributesResponseBody top-level array", filters: `[{name: RemoveJsonAttributesResponseBody, args: {fieldList: [id], deleteRecursively: false}}]`,
+			path: "/", header: reply("X-Reply-Body", `[{"id":1,"a":2},{"id":3}]`, "X-Reply-Type", "application/vnd.x+json"),
+			wantBody: `[{"a":2},{}]`},
+		{name: "RemoveJsonAttributesResponseBody leaves other types", filters: `["RemoveJsonAttributesResponseBody=id"]`, path: "/",
+			header: reply("X-Reply-Body", `{"id":1}`, "X-Reply-Type", "text/plain"), wantBody: `{"id":1}`},
+		{name: "RemoveJsonAttributesResponseBody over maxSize is 502", filters: `[{name: RemoveJsonAttributesResponseBody, args: {fieldList: [id], maxSize: 16B}}]`,
+			path: "/", header: jsonReply, wantStatus: 502, wantResp: reply("X-Sluice-Reason", "response_body_too_large")},
 	})
 }

@@ -153,9 +153,12 @@ var rewriteLocationResponseHeader = filter.Factory{
 		if err != nil {
 			return nil, err
 		}
-		protocols, err := a.String("protocols", "https?|ftps?")
+		protocols, err := a.String("protocols", "")
 		if err != nil {
 			return nil, err
+		}
+		if protocols == "" { // Spring's example leaves it empty: "AS_IN_REQUEST, Location, ,"
+			protocols = "https?|ftps?"
 		}
 		// Spring's patterns: the authority after "<protocol>://", up to the path.
 		hostPort, err := regexp.Compile(`^((?:` + protocols + `)://)[^:/]+(?::\d+)?(/|$)`)

@@ -151,7 +151,10 @@ func (f *cbFilter) Breaker() *Breaker { return f.b }
 func (f *cbFilter) RoundTrip(r *http.Request, next http.RoundTripper) (*http.Response, error) {
 	t, ok := f.b.Allow()
 	if !ok {
-		return f.fallback(r, &exchange.Error{Status: http.StatusServiceUnavailable, Reason: CircuitOpen, Err: &OpenError{f.name}})
+		if f.forward == nil && f.remote == nil {
+			return nil, &exchange.Error{Status: http.StatusServiceUnavailable, Reason: CircuitOpen, Err: &OpenError{f.name}}
+		}
+		return f.fallback(r, &OpenError{f.name})
 	}
 	resp, err := next.RoundTrip(r)
 	if err != nil {

@@ -114,7 +114,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 	filters := builtin.Filters()
 	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies}
 	table := &proxy.Table{}
-	globals, gerrs := globalFilters(cfg)
+	global, gerrs := globalFilters(cfg)
 	errs = append(errs, gerrs...)
 	defaults, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters, filterEnv(cfg, "", table))
 	errs = append(errs, ferrs...)
@@ -152,7 +152,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 			BufferLimit:        r.Retry.BufferLimit,
 			Budget:             cluster.NewBudget(r.Retry.BudgetPercent, r.Retry.MinRetries),
 		}
-		chain := filter.Chain(applyRetriers(slices.Concat(globals, defaults, own), policy), &proxy.Forward{Cluster: c, Policy: policy})
+		chain := filter.Chain(applyRetriers(slices.Concat(global.forRoute(cfg.DefaultFilters, r.Filters), defaults, own), policy), &proxy.Forward{Cluster: c, Policy: policy})
 		routes = append(routes, rr)
 		table.Routes = append(table.Routes, &proxy.Route{ID: r.ID, Upstream: r.Upstream, Chain: chain, MaxBodySize: r.MaxBodySize})
 	}

@@ -26,14 +26,30 @@ func filterEnv(cfg *config.Config, routeID string, table *proxy.Table) *filter.E
 	}
 }
 
-// globalFilters are the filters the top-level blocks put in front of every
-// route: response compression (outermost, so it sees the final response),
-// then CORS (so a preflight is answered before any other filter runs).
-func globalFilters(cfg *config.Config) ([]filter.Filter, config.Errors) {
+// globals are the filters the top-level blocks put in front of every route:
+// response compression (outermost, so it sees the final response), then
+// CORS (so a preflight is answered before any other filter runs). A route
+// with its own Cors filter does without the global CORS policy.
+type globals struct {
+	compress, cors filter.Filter
+}
+
+func (g globals) forRoute(defs ...[]config.Definition) []filter.Filter {
 	var out []filter.Filter
+	if g.compress != nil {
+		out = append(out, g.compress)
+	}
+	if g.cors != nil && !slices.ContainsFunc(slices.Concat(defs...), func(d config.Definition) bool { return d.Name == "Cors" }) {
+		out = append(out, g.cors)
+	}
+	return out
+}
+
+func globalFilters(cfg *config.Config) (globals, config.Errors) {
+	var g globals
 	var errs config.Errors
 	if c := cfg.Compression; c.Enabled {
-		out = append(out, compress.New(compress.Options{MinSize: c.MinSize, Types: c.Types}))
+		g.compress = compress.New(compress.Options{MinSize: c.MinSize, Types: c.Types})
 	}
 	if len(cfg.CORS) > 0 {
 		var rules []cors.Rule
@@ -60,11 +76,10 @@ func globalFilters(cfg *config.Config) ([]filter.Filter, config.Errors) {
 			return cmp.Or(cmp.Compare(pa.Line, pb.Line), cmp.Compare(pa.Col, pb.Col))
 		})
 		if len(errs) == 0 {
-			f, _ := cors.Global(rules)
-			out = append(out, f)
+			g.cors, _ = cors.Global(rules)
 		}
 	}
-	return out, errs
+	return g, errs
 }
 
 // applyRetriers applies the Retry filters among fs to p and returns the

@@ -72,7 +72,7 @@ type filterCase struct {
 	wantURI    string      // request target the backend saw
 	wantSeen   http.Header // request headers the backend saw (exact values)
 	seenAbsent []string
-	seenBody   string // body the backend saw (when set)
+	seenBody   string      // body the backend saw (when set)
 	wantResp   http.Header // response headers the client saw (exact values)
 	respAbsent []string
 	wantBody   string // exact response body (when set)
@@ -271,7 +271,7 @@ func TestFilterResponseSide(t *testing.T) {
 			wantResp: reply("X-Response-Red", "/42?user=ford&password=***&flag=true")},
 		{name: "RewriteLocationResponseHeader strips the version as in the request", filters: `["RewriteLocationResponseHeader=AS_IN_REQUEST, Location, ,"]`,
 			host: "api.example.com", path: "/some/object/name",
-			header:   reply("X-Reply-Header", "Location: https://object-service.prod.example.net/v2/some/object/id", "X-Reply-Status", "201"),
+			header:     reply("X-Reply-Header", "Location: https://object-service.prod.example.net/v2/some/object/id", "X-Reply-Status", "201"),
 			wantStatus: 201, wantResp: reply("Location", "https://api.example.com/some/object/id")},
 		{name: "RewriteLocationResponseHeader keeps the version the request had", filters: `["RewriteLocationResponseHeader=AS_IN_REQUEST, Location, ,"]`,
 			host: "api.example.com", path: "/v2/some/object/name",

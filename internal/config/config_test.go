@@ -83,6 +83,7 @@ func TestLoadFull(t *testing.T) {
 		Admin: Admin{Listen: "127.0.0.1:9902"},
 		Log:   Log{Level: "debug", Format: "text", AccessLog: false},
 		Drain: Drain{Delay: 2 * time.Second, Timeout: 15 * time.Second},
+		Compression: Compression{MinSize: 2048},
 		Upstreams: map[string]*Upstream{
 			"backend":               backend,
 			"secure":                secure,
@@ -165,6 +166,7 @@ func TestParseDefaults(t *testing.T) {
 				Admin: Admin{Listen: "127.0.0.1:9901"},
 				Log:   Log{Level: "info", Format: "json", AccessLog: true},
 				Drain: Drain{Delay: 5 * time.Second, Timeout: 30 * time.Second},
+				Compression: Compression{MinSize: 2048},
 			}
 			// An empty mapping or list is not nil; that is no difference to consumers.
 			c.Upstreams, c.Routes = nil, nil

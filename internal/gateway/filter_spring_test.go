@@ -236,6 +236,8 @@ func TestFilterRequestSide(t *testing.T) {
 			wantResp: reply("Errormessage", "Request size is larger than permissible limit. Request size is 6.0 KB where permissible limit is 1.0 KB")},
 		{name: "RequestSize cuts a chunked body", filters: `["RequestSize=100", "CacheRequestBody=java.lang.String"]`, method: "POST", path: "/",
 			body: strings.Repeat("a", 101), chunked: true, wantStatus: 413, noBackend: true},
+		{name: "RequestSize cuts a streamed chunked body", filters: `["RequestSize=100"]`, method: "POST", path: "/",
+			body: strings.Repeat("a", 200000), chunked: true, wantStatus: 413},
 		{name: "CacheRequestBody gives a chunked body a length", filters: `["CacheRequestBody=java.lang.String"]`, method: "POST", path: "/",
 			body: "hello", chunked: true, seenBody: "hello", wantSeen: reply("Content-Length", "5")},
 		{name: "CacheRequestBody over maxSize is 413", filters: `[{name: CacheRequestBody, args: {bodyClass: java.lang.String, maxSize: 4B}}]`,

@@ -80,9 +80,9 @@ func TestLoadFull(t *testing.T) {
 			KeepAlive:         TCPKeepAlive{Enabled: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4},
 			H2C:               true,
 		},
-		Admin: Admin{Listen: "127.0.0.1:9902"},
-		Log:   Log{Level: "debug", Format: "text", AccessLog: false},
-		Drain: Drain{Delay: 2 * time.Second, Timeout: 15 * time.Second},
+		Admin:       Admin{Listen: "127.0.0.1:9902"},
+		Log:         Log{Level: "debug", Format: "text", AccessLog: false},
+		Drain:       Drain{Delay: 2 * time.Second, Timeout: 15 * time.Second},
 		Compression: Compression{MinSize: 2048},
 		Upstreams: map[string]*Upstream{
 			"backend":               backend,
@@ -163,9 +163,9 @@ func TestParseDefaults(t *testing.T) {
 					KeepAlive:         TCPKeepAlive{Enabled: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4},
 					H2C:               true,
 				},
-				Admin: Admin{Listen: "127.0.0.1:9901"},
-				Log:   Log{Level: "info", Format: "json", AccessLog: true},
-				Drain: Drain{Delay: 5 * time.Second, Timeout: 30 * time.Second},
+				Admin:       Admin{Listen: "127.0.0.1:9901"},
+				Log:         Log{Level: "info", Format: "json", AccessLog: true},
+				Drain:       Drain{Delay: 5 * time.Second, Timeout: 30 * time.Second},
 				Compression: Compression{MinSize: 2048},
 			}
 			// An empty mapping or list is not nil; that is no difference to consumers.

@@ -37,9 +37,9 @@ func TestFilterLocalResponseCache(t *testing.T) {
 	}))
 	t.Cleanup(be.Close)
 	type req struct {
-		method, path string
-		header       http.Header
-		body         string
+		method, path, host string
+		header             http.Header
+		body               string
 	}
 	tests := []struct {
 		name    string
@@ -51,6 +51,8 @@ func TestFilterLocalResponseCache(t *testing.T) {
 		wantAge bool
 	}{
 		{name: "GET is cached", filter: "LocalResponseCache=1m,1MB", first: req{path: "/a"}, second: req{path: "/a"}, cached: true, wantAge: true},
+		{name: "host is part of the key", filter: "LocalResponseCache=1m,1MB", first: req{path: "/a", host: "a.example"}, second: req{path: "/a", host: "b.example"}},
+		{name: "same host is cached", filter: "LocalResponseCache=1m,1MB", first: req{path: "/a", host: "a.example"}, second: req{path: "/a", host: "a.example"}, cached: true},
 		{name: "query is part of the key", filter: "LocalResponseCache=1m,1MB", first: req{path: "/a?x=1"}, second: req{path: "/a?x=2"}},
 		{name: "POST is not cached", filter: "LocalResponseCache=1m,1MB", first: req{method: "POST", path: "/a"}, second: req{method: "POST", path: "/a"}},
 		{name: "GET with a body is not cached", filter: "LocalResponseCache=1m,1MB", first: req{path: "/a", body: "x"}, second: req{path: "/a", body: "x"}},
@@ -97,6 +99,9 @@ func TestFilterLocalResponseCache(t *testing.T) {
 					body = strings.NewReader(r.body)
 				}
 				hr, _ := http.NewRequest(m, gatewaytest.URL(g, r.path), body)
+				if r.host != "" {
+					hr.Host = r.host
+				}
 				for k, v := range r.header {
 					hr.Header[k] = v
 				}

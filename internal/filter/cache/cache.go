@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/internal/args"
+	"github.com/sluice-gw/sluice/internal/exchange"
 	"github.com/sluice-gw/sluice/internal/filter"
 )
 
@@ -76,7 +77,11 @@ func (c *Cache) RoundTrip(r *http.Request, next http.RoundTripper) (*http.Respon
 		return next.RoundTrip(r)
 	}
 	reqCC := directives(r.Header.Values("Cache-Control"))
-	key := r.Host + " " + r.URL.RequestURI()
+	host := r.Host
+	if ex := exchange.From(r.Context()); ex != nil {
+		host = ex.Host // the outbound request's Host is the endpoint's
+	}
+	key := host + " " + r.URL.RequestURI()
 	if !reqCC.has("no-cache") && !reqCC.has("no-store") {
 		if resp := c.lookup(key, r); resp != nil {
 			return resp, nil

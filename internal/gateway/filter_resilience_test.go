@@ -1,6 +1,8 @@
 package gateway_test
 
 import (
+	"bufio"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -225,6 +227,55 @@ func TestFilterRetry(t *testing.T) {
 			}
 			if hits.Load() != tc.wantHits {
 				t.Errorf("backend got %d requests, want %d", hits.Load(), tc.wantHits)
+			}
+		})
+	}
+}
+
+// TestFilterRetryMethodsNarrowResets checks that Retry's methods also
+// narrow the retries after a failure that may have reached the backend (a
+// reset after the request was sent), and never those of a request that
+// provably did not (a refused connection).
+func TestFilterRetryMethodsNarrowResets(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		filter   string
+		method   string
+		wantHits int64
+	}{
+		{name: "GET is retried after a reset", filter: "Retry=2", method: "GET", wantHits: 3},
+		{name: "DELETE, not in methods, is not", filter: "Retry=2", method: "DELETE", wantHits: 1},
+		{name: "DELETE in methods is", filter: `{name: Retry, args: {retries: 2, methods: [GET, DELETE]}}`, method: "DELETE", wantHits: 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var hits atomic.Int64
+			addr := gatewaytest.RawBackend(t, func(c net.Conn) {
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				hits.Add(1)
+				if tc, ok := c.(*net.TCPConn); ok {
+					tc.SetLinger(0) // reset, not a clean close
+				}
+			})
+			g := gatewaytest.Start(t, `
+				routes:
+				  - id: r
+				    uri: http://`+addr+`
+				    retry: {attempts: 1, budget_percent: 100, min_retries: 10, backoff: {base: 1ms, max: 2ms}}
+				    filters: [`+tc.filter+`]
+				`)
+			req, _ := http.NewRequest(tc.method, gatewaytest.URL(g, "/x"), nil)
+			resp, body := gatewaytest.Do(t, gatewaytest.Client(t), req)
+			if resp.StatusCode != http.StatusBadGateway {
+				t.Errorf("status %d %q, want 502", resp.StatusCode, body)
+			}
+			if hits.Load() != tc.wantHits {
+				t.Errorf("backend read %d requests, want %d", hits.Load(), tc.wantHits)
 			}
 		})
 	}

@@ -16,8 +16,11 @@ package config
 import (
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/sluice-gw/sluice/internal/args"
 )
@@ -38,6 +41,10 @@ type Config struct {
 	// for each distinct direct route URI (http://, https://, ws://, wss://),
 	// keyed by its synthetic name. Route.Upstream is always a key of it.
 	Upstreams map[string]*Upstream `yaml:"upstreams"`
+
+	// UpstreamDefaults holds the connection settings that every upstream,
+	// implicit ones included, takes when it does not set them itself.
+	UpstreamDefaults UpstreamDefaults `yaml:"upstream_defaults"`
 
 	// DefaultFilters run on every route, before the route's own filters.
 	DefaultFilters []Definition `yaml:"default_filters"`
@@ -135,6 +142,13 @@ type Upstream struct {
 
 	Pos  Pos    `yaml:"-"` // of the name in the file, or of the route URI if Implicit
 	Path string `yaml:"-"` // "upstreams.NAME", or "routes[N].uri" if Implicit
+}
+
+// UpstreamDefaults are settings shared by every upstream. Only the fields
+// written in the file apply; after Parse, each Upstream holds its own values.
+type UpstreamDefaults struct {
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	Pool           Pool          `yaml:"pool"`
 }
 
 // Endpoint is one backend address.
@@ -287,6 +301,21 @@ func Parse(file string, data []byte) (*Config, error) {
 func ParseAll(file string, data []byte) (*Config, Errors) {
 	d := newDecoder(file)
 	c := d.parse(data)
+	d.errs.sort()
+	return c, slices.CompactFunc(d.errs, func(a, b *Error) bool { return *a == *b })
+}
+
+// ParseNode is ParseAll for a document already read into a YAML node (a
+// mapping), as a converter from another format builds it: positions in the
+// errors and in the Config are the nodes' Line and Column.
+func ParseNode(file string, root *yaml.Node) (*Config, Errors) {
+	d := newDecoder(file)
+	c := defaultConfig()
+	c.File = file
+	if root != nil {
+		d.decode(root, reflect.ValueOf(c).Elem(), "")
+	}
+	d.validate(c)
 	d.errs.sort()
 	return c, slices.CompactFunc(d.errs, func(a, b *Error) bool { return *a == *b })
 }

@@ -84,6 +84,49 @@ func (d *decoder) checkUpstream(u *Upstream) {
 	d.between(od+".max_ejection_percent", u.OutlierDetection.MaxEjectionPercent, 0, 100)
 }
 
+// upstreamDefaultFields are the fields of upstream_defaults, by their path
+// under it, with how to copy each into an upstream.
+var upstreamDefaultFields = []struct {
+	path string
+	copy func(dst *Upstream, src *UpstreamDefaults)
+}{
+	{"connect_timeout", func(u *Upstream, s *UpstreamDefaults) { u.ConnectTimeout = s.ConnectTimeout }},
+	{"pool.max_idle_time", func(u *Upstream, s *UpstreamDefaults) { u.Pool.MaxIdleTime = s.Pool.MaxIdleTime }},
+	{"pool.max_lifetime", func(u *Upstream, s *UpstreamDefaults) { u.Pool.MaxLifetime = s.Pool.MaxLifetime }},
+	{"pool.max_connections", func(u *Upstream, s *UpstreamDefaults) { u.Pool.MaxConnections = s.Pool.MaxConnections }},
+	{"pool.max_requests_per_connection", func(u *Upstream, s *UpstreamDefaults) {
+		u.Pool.MaxRequestsPerConnection = s.Pool.MaxRequestsPerConnection
+	}},
+}
+
+// applyUpstreamDefaults copies into u each field written under
+// upstream_defaults that u does not write itself (an implicit upstream
+// writes none).
+func (d *decoder) applyUpstreamDefaults(defs *UpstreamDefaults, u *Upstream) {
+	for _, f := range upstreamDefaultFields {
+		if _, ok := d.at["upstream_defaults."+f.path]; !ok {
+			continue
+		}
+		if _, ok := d.at[u.Path+"."+f.path]; ok && !u.Implicit {
+			continue
+		}
+		f.copy(u, defs)
+	}
+}
+
+// checkUpstreamDefaults checks the fields of upstream_defaults that were written.
+func (d *decoder) checkUpstreamDefaults(u *UpstreamDefaults) {
+	written := func(p string) bool { _, ok := d.at[p]; return ok }
+	if written("upstream_defaults.connect_timeout") {
+		d.positive("upstream_defaults.connect_timeout", int64(u.ConnectTimeout))
+	}
+	if written("upstream_defaults.pool.max_idle_time") {
+		d.positive("upstream_defaults.pool.max_idle_time", int64(u.Pool.MaxIdleTime))
+	}
+	d.atLeast("upstream_defaults.pool.max_connections", u.Pool.MaxConnections, 0)
+	d.atLeast("upstream_defaults.pool.max_requests_per_connection", u.Pool.MaxRequestsPerConnection, 0)
+}
+
 func (d *decoder) checkTLS(t *TLS, path string) {
 	if (t.CertFile == "") != (t.KeyFile == "") {
 		d.invalid(path, "cert_file and key_file must be set together")

@@ -53,9 +53,11 @@ func (d *decoder) validate(c *Config) {
 	d.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	d.oneOf("log.format", c.Log.Format, "json", "text")
 
+	d.checkUpstreamDefaults(&c.UpstreamDefaults)
 	for _, name := range slices.Sorted(maps.Keys(c.Upstreams)) {
 		u := c.Upstreams[name]
 		u.Name = name
+		d.applyUpstreamDefaults(&c.UpstreamDefaults, u)
 		d.checkUpstream(u)
 	}
 	ids := map[string]*Route{}
@@ -161,6 +163,7 @@ func (d *decoder) resolveURI(c *Config, r *Route) {
 		Path:      path,
 	}
 	up.setDefaults()
+	d.applyUpstreamDefaults(&c.UpstreamDefaults, up)
 	if scheme == "https" {
 		up.TLS = &TLS{}
 	}

@@ -3,7 +3,11 @@
 //	sluice run --config FILE        run the gateway (-c FILE; default sluice.yaml)
 //	sluice validate --config FILE   check a config: prints ok, or every problem as FILE:LINE:COL: field: message
 //	sluice demo [--config FILE]     run the quickstart with two demo backends (examples/quickstart.yaml)
+//	sluice convert scg FILE         print a Spring Cloud Gateway application.yml as native config
 //	sluice version
+//
+// run and validate also accept a Spring Cloud Gateway application.yml,
+// recognised by its top-level spring key (docs/spring-import.md).
 package main
 
 import (
@@ -20,6 +24,7 @@ import (
 	"syscall"
 
 	"github.com/sluice-gw/sluice/internal/config"
+	"github.com/sluice-gw/sluice/internal/config/scg"
 	"github.com/sluice-gw/sluice/internal/gateway"
 )
 
@@ -35,7 +40,10 @@ func usage(w io.Writer) {
   sluice run --config FILE        run the gateway (-c FILE; default sluice.yaml)
   sluice validate --config FILE   check a config file
   sluice demo [--config FILE]     run examples/quickstart.yaml with its two demo backends
+  sluice convert scg FILE         print a Spring Cloud Gateway application.yml as native config
   sluice version
+
+run and validate also accept a Spring Cloud Gateway application.yml.
 `)
 }
 
@@ -52,6 +60,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
+	case "convert":
+		return convert(rest, stdout, stderr)
 	case "run", "validate", "demo":
 	default:
 		fmt.Fprintf(stderr, "sluice: unknown command %q\n", cmd)
@@ -91,7 +101,15 @@ func validate(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: %v\n", path, err)
 		return 1
 	}
-	cfg, errs := config.ParseAll(path, data)
+	var cfg *config.Config
+	var errs config.Errors
+	if scg.IsSpring(data) {
+		var warnings config.Errors
+		cfg, errs, warnings = scg.Import(path, data, os.LookupEnv)
+		printWarnings(warnings, stderr)
+	} else {
+		cfg, errs = config.ParseAll(path, data)
+	}
 	if cfg != nil {
 		errs = append(errs, gateway.CheckDefinitions(cfg)...)
 	}
@@ -125,7 +143,8 @@ func sortErrors(errs config.Errors) config.Errors {
 // serve runs the gateway until SIGTERM or SIGINT, then drains; a second
 // signal ends the drain at once.
 func serve(path string, stderr io.Writer) int {
-	cfg, err := config.Load(path)
+	cfg, warnings, err := scg.Load(path)
+	printWarnings(warnings, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -152,6 +171,45 @@ func serve(path string, stderr io.Writer) int {
 	log.Info("drain started")
 	log.Info(g.Stop(force))
 	return 0
+}
+
+// convert runs "sluice convert scg FILE": the native config on stdout, and
+// every Spring property not converted on stderr, as errors (Sluice cannot do
+// what it does) and warnings (harmless). The exit code is 0 when the file was
+// converted, whatever it lists; 1 when it cannot be read or parsed.
+func convert(argv []string, stdout, stderr io.Writer) int {
+	if len(argv) != 2 || argv[0] != "scg" {
+		fmt.Fprintln(stderr, "usage: sluice convert scg FILE")
+		return 2
+	}
+	path := argv[1]
+	data, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		return 1
+	}
+	if !scg.IsSpring(data) {
+		fmt.Fprintf(stderr, "%s: not a Spring application.yml (no top-level spring key)\n", path)
+		return 1
+	}
+	res, err := scg.Convert(path, data, os.LookupEnv)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	stdout.Write(res.Marshal())
+	for _, e := range res.Errors {
+		fmt.Fprintln(stderr, "error:", e)
+	}
+	printWarnings(res.Warnings, stderr)
+	return 0
+}
+
+// printWarnings lists the harmless Spring properties that were not imported.
+func printWarnings(warnings config.Errors, stderr io.Writer) {
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
 }
 
 // signals returns a context cancelled by the first SIGTERM/SIGINT and one

@@ -41,9 +41,10 @@ type Gateway struct {
 	once    sync.Once
 }
 
-// Start loads the config at path, binds the listeners and starts serving.
+// Start loads the config at path (native, or a Spring application.yml),
+// binds the listeners and starts serving.
 func Start(path string, log *slog.Logger) (*Gateway, error) {
-	cfg, err := config.Load(path)
+	cfg, err := load(path, log)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +191,7 @@ func (g *Gateway) Cluster(name string) *cluster.Cluster { return g.Runtime().Clu
 // Reload parses the config file again and swaps it in if it is valid. An
 // invalid config changes nothing.
 func (g *Gateway) Reload() error {
-	cfg, err := config.Load(g.path)
+	cfg, err := load(g.path, g.log)
 	if err != nil {
 		g.log.Error("reload rejected", "error", err.Error())
 		return err

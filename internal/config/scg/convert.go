@@ -37,10 +37,10 @@ type converter struct {
 	root *prop
 	res  *Result
 
-	server, upstreamDefaults, redis, cors *yaml.Node
-	defaultFilters, routes                *yaml.Node
-	ups                                   map[string]*upstream
-	upsOrder                              []string
+	server, admin, upstreamDefaults, redis, cors *yaml.Node
+	defaultFilters, routes                       *yaml.Node
+	ups                                          map[string]*upstream
+	upsOrder                                     []string
 }
 
 // upstream is an upstream made for lb://NAME.
@@ -78,6 +78,13 @@ func (c *converter) convert() {
 		c.filtersBlock(gw)
 		c.corsBlock(gw)
 		c.httpClient(gw)
+		if p := gw.get("discovery.locator.enabled"); p != nil {
+			if on, ok := c.boolean(p); ok && on {
+				c.errorf(p.value, p.path, "not supported: routes created from service discovery; define the routes explicitly")
+			} else if ok {
+				c.warnf(p.value, p.path, "ignored: discovery routes are off")
+			}
+		}
 		if p := gw.kid("enabled"); p != nil {
 			if on, ok := c.boolean(p); ok && !on {
 				c.errorf(p.value, p.path, "not supported: the gateway is disabled; Sluice has no disabled mode")
@@ -92,7 +99,7 @@ func (c *converter) convert() {
 		key string
 		n   *yaml.Node
 	}{
-		{"server", c.server}, {"upstream_defaults", c.upstreamDefaults}, {"redis", c.redis}, {"cors", c.cors},
+		{"server", c.server}, {"admin", c.admin}, {"upstream_defaults", c.upstreamDefaults}, {"redis", c.redis}, {"cors", c.cors},
 		{"upstreams", c.upstreamsNode()}, {"default_filters", c.defaultFilters}, {"routes", c.routes},
 	} {
 		if b.n != nil && len(b.n.Content) > 0 {
@@ -122,6 +129,7 @@ func (c *converter) serverBlock() {
 	}
 	add(c.server, "listen", strNode(net.JoinHostPort(host, portNum), at))
 	c.mapPath("server.listen", path)
+	c.adminBlock(host)
 	for _, name := range []string{"server.max-http-request-header-size", "server.max-http-header-size"} {
 		if p := c.root.get(name); p != nil {
 			if s, ok := c.str(p); ok {
@@ -135,6 +143,38 @@ func (c *converter) serverBlock() {
 			}
 		}
 	}
+}
+
+// adminBlock converts management.server.port and .address (Spring Boot
+// Actuator's own port) into admin.listen; its address defaults to the
+// server's, as in Spring, and port -1 turns it off. Without them, the admin
+// port keeps Sluice's default.
+func (c *converter) adminBlock(serverHost string) {
+	port, addr := c.root.get("management.server.port"), c.root.get("management.server.address")
+	if port == nil {
+		if addr != nil {
+			c.str(addr)
+			c.warnf(addr.value, addr.path, "ignored: management.server.address without management.server.port")
+		}
+		return
+	}
+	n, ok := c.integer(port)
+	if !ok {
+		return
+	}
+	listen := "off"
+	if n >= 0 {
+		host := serverHost
+		if addr != nil {
+			if s, ok := c.str(addr); ok {
+				host = s
+			}
+		}
+		listen = net.JoinHostPort(host, strconv.FormatInt(n, 10))
+	}
+	c.admin = mapNode(port.value)
+	add(c.admin, "listen", strNode(listen, port.value))
+	c.mapPath("admin.listen", port.path)
 }
 
 func (c *converter) routesBlock(gw *prop) {
@@ -207,14 +247,17 @@ func (c *converter) uri(p *prop, r *yaml.Node, native string) string {
 		return ""
 	}
 	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
+	switch {
+	case err == nil && (u.Scheme == "forward" || u.Scheme == "no"):
+		c.errorf(p.value, p.path, "not supported: %s: routes answer from handlers inside the Spring application", u.Scheme)
+		c.res.reported[native+".uri"] = true
+		add(r, "uri", strNode(s, p.value))
+		return ""
+	case err != nil || u.Host == "":
 		add(r, "uri", strNode(s, p.value)) // the config package explains what is wrong
 		return ""
 	}
 	switch strings.ToLower(u.Scheme) {
-	case "forward", "no":
-		c.errorf(p.value, p.path, "not supported: %s:// routes answer from handlers inside the Spring application", u.Scheme)
-		c.res.reported[native+".uri"] = true
 	case "http", "https", "ws", "wss":
 		if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
 			c.warnf(p.value, p.path, "ignored: the path and query of %q; Spring Cloud Gateway sends the request's own path, and so does Sluice", s)
@@ -758,7 +801,6 @@ var harmless = []struct{ prefix, why string }{
 	{"spring.cloud.gateway.httpclient.pool.metrics", "Sluice always has pool metrics"},
 	{"spring.cloud.gateway.httpclient.pool.evictioninterval", "Sluice sweeps idle connections every 100 ms"},
 	{"spring.cloud.gateway.globalcors.addtosimpleurlhandlermapping", "Sluice applies CORS to every request"},
-	{"spring.cloud.gateway.discovery.locator.enabled", "only enabled: true matters, and is reported when set"},
 	{"spring.cloud.gateway.enabled", "the gateway is enabled"},
 	{"spring.cloud.gateway.actuator.", "Sluice's admin port has its own routes view"},
 	{"spring.data.redis.clienttype", "Sluice has one Redis client"},

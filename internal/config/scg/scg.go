@@ -21,7 +21,6 @@ import (
 	"io"
 	"os"
 	"reflect"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -223,8 +222,6 @@ func nativeKeys() map[string]bool {
 	return keys
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
-
 // documents parses data: the root mapping of its first document, and the
 // roots of the documents after it.
 func documents(file string, data []byte) (*yaml.Node, []*yaml.Node, error) {
@@ -237,12 +234,11 @@ func documents(file string, data []byte) (*yaml.Node, []*yaml.Node, error) {
 			break
 		}
 		if err != nil {
-			msg, line := err.Error(), 1
-			if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-				line, _ = strconv.Atoi(m[1])
-				msg = "yaml: " + msg[len(m[0]):]
+			// The config package places YAML syntax errors as well as the parser allows.
+			if _, errs := config.ParseAll(file, data); len(errs) > 0 {
+				return nil, nil, errs[:1]
 			}
-			return nil, nil, config.Errors{{File: file, Line: line, Col: 1, Msg: strings.ReplaceAll(msg, "\n", " ")}}
+			return nil, nil, config.Errors{{File: file, Line: 1, Col: 1, Msg: err.Error()}}
 		}
 		if len(doc.Content) > 0 {
 			roots = append(roots, doc.Content[0])

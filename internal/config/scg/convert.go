@@ -327,6 +327,7 @@ func (c *converter) lbUpstream(name string, uri *prop) {
 		if port == "" {
 			port = map[string]string{"http": "80", "https": "443"}[scheme]
 		}
+		c.mapPath(fmt.Sprintf("%s.endpoints[%d]", native, len(eps.Content)), p.path)
 		eps.Content = append(eps.Content, strNode(net.JoinHostPort(eu.Hostname(), port), p.value))
 		// Spring's instances may carry metadata (zone, weight …) Sluice does not use.
 		for _, k := range it.kids {

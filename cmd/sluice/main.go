@@ -188,13 +188,13 @@ func convert(argv []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", path, err)
 		return 1
 	}
-	if !scg.IsSpring(data) {
-		fmt.Fprintf(stderr, "%s: not a Spring application.yml (no top-level spring key)\n", path)
-		return 1
-	}
 	res, err := scg.Convert(path, data, os.LookupEnv)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if !scg.IsSpring(data) {
+		fmt.Fprintf(stderr, "%s: not a Spring application.yml (no top-level spring key)\n", path)
 		return 1
 	}
 	stdout.Write(res.Marshal())

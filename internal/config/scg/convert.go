@@ -92,6 +92,14 @@ func (c *converter) convert() {
 		}
 	}
 	c.redisBlock()
+	if inst := c.root.get("spring.cloud.discovery.client.simple.instances"); inst != nil {
+		for _, svc := range inst.kids {
+			if c.ups[svc.name] == nil && !svc.used {
+				svc.markAll()
+				c.warnf(svc.key, svc.path, "ignored: no route has uri lb://%s", svc.name)
+			}
+		}
+	}
 	c.root.unused(c.leftover)
 
 	doc := mapNode(c.root.value)

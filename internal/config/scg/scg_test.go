@@ -370,3 +370,37 @@ func TestParseDataSize(t *testing.T) {
 		})
 	}
 }
+
+func TestUnusedInstances(t *testing.T) {
+	file := "spring.cloud.discovery.client.simple.instances:\n  users: [{uri: 'http://a:1'}]\n  spare: [{uri: 'http://b:1'}]\n" +
+		"spring.cloud.gateway.routes: [{id: a, uri: 'lb://users'}]\n"
+	res, err := Convert("app.yml", []byte(file), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Errors) > 0 || res.Warnings.Error() != "app.yml:3:3: spring.cloud.discovery.client.simple.instances.spare: ignored: no route has uri lb://spare" {
+		t.Errorf("errors %v, warnings %v", res.Errors, res.Warnings)
+	}
+}
+
+// FuzzImport checks that no input makes the import panic, and that a file
+// converted without problems yields a config or positioned errors.
+func FuzzImport(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.yml")
+	for _, file := range files {
+		data, _ := os.ReadFile(file)
+		f.Add(data)
+	}
+	f.Add([]byte("spring.cloud.gateway.routes: [{id: a, uri: '${X:${Y:http://a:1}}'}]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, errs, _ := Import("app.yml", data, noEnv)
+		for _, e := range errs {
+			if e.Line < 1 || e.Col < 1 {
+				t.Fatalf("error without a position: %v", e)
+			}
+		}
+		if len(errs) == 0 && cfg == nil {
+			t.Fatal("no config and no errors")
+		}
+	})
+}

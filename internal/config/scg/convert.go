@@ -37,7 +37,7 @@ type converter struct {
 	root *prop
 	res  *Result
 
-	server, admin, upstreamDefaults, redis, cors *yaml.Node
+	server, admin, upstreamDefaults, redis, cors, compression *yaml.Node
 	defaultFilters, routes                       *yaml.Node
 	ups                                          map[string]*upstream
 	upsOrder                                     []string
@@ -107,7 +107,7 @@ func (c *converter) convert() {
 		key string
 		n   *yaml.Node
 	}{
-		{"server", c.server}, {"admin", c.admin}, {"upstream_defaults", c.upstreamDefaults}, {"redis", c.redis}, {"cors", c.cors},
+		{"server", c.server}, {"admin", c.admin}, {"upstream_defaults", c.upstreamDefaults}, {"redis", c.redis}, {"cors", c.cors}, {"compression", c.compression},
 		{"upstreams", c.upstreamsNode()}, {"default_filters", c.defaultFilters}, {"routes", c.routes},
 	} {
 		if b.n != nil && len(b.n.Content) > 0 {
@@ -138,6 +138,7 @@ func (c *converter) serverBlock() {
 	add(c.server, "listen", strNode(net.JoinHostPort(host, portNum), at))
 	c.mapPath("server.listen", path)
 	c.adminBlock(host)
+	c.compressionBlock()
 	for _, name := range []string{"server.max-http-request-header-size", "server.max-http-header-size"} {
 		if p := c.root.get(name); p != nil {
 			if s, ok := c.str(p); ok {
@@ -149,6 +150,44 @@ func (c *converter) serverBlock() {
 				add(c.server, "max_header_bytes", intNode(n, p.value))
 				c.mapPath("server.max_header_bytes", p.path)
 			}
+		}
+	}
+}
+
+// compressionBlock converts Spring Boot's server.compression into the
+// native compression block.
+func (c *converter) compressionBlock() {
+	sc := c.root.get("server.compression")
+	if sc == nil {
+		return
+	}
+	c.compression = mapNode(sc.key)
+	c.mapPath("compression", sc.path)
+	if p := sc.kid("enabled"); p != nil {
+		if b, ok := c.boolean(p); ok {
+			add(c.compression, "enabled", boolNode(b, p.value))
+			c.mapPath("compression.enabled", p.path)
+		}
+	}
+	if p := sc.kid("min-response-size"); p != nil {
+		if s, ok := c.str(p); ok {
+			if n, err := parseDataSize(s); err != nil {
+				c.errorf(p.value, p.path, "%v", err)
+			} else {
+				add(c.compression, "min_size", intNode(n, p.value))
+				c.mapPath("compression.min_size", p.path)
+			}
+		}
+	}
+	if p := sc.kid("mime-types"); p != nil {
+		if l, ok := c.list(p); ok {
+			v := seqNode(p.value)
+			v.Style = yaml.FlowStyle
+			for _, s := range l {
+				v.Content = append(v.Content, strNode(s, p.value))
+			}
+			add(c.compression, "types", v)
+			c.mapPath("compression.types", p.path)
 		}
 	}
 }
@@ -238,10 +277,29 @@ func (c *converter) route(item *prop) {
 			add(r, "predicates", n)
 		}
 	}
+	filters := seqNode(item.value)
+	var corsFilter *prop
+	if md := item.kid("metadata"); md != nil {
+		corsFilter = md.kid("cors")
+	}
+	if corsFilter != nil {
+		// Spring answers a route's CORS before its filters run: the Cors filter comes first.
+		f := mapNode(corsFilter.key)
+		add(f, "name", strNode("Cors", corsFilter.key))
+		add(f, "args", c.corsPolicy(corsFilter, native+".filters[0].args"))
+		filters.Content = append(filters.Content, f)
+		c.mapPath(native+".filters[0]", corsFilter.path)
+	}
 	if p := item.kid("filters"); p != nil {
 		if n := c.definitions(p); n != nil {
-			add(r, "filters", n)
+			for j, f := range n.Content {
+				c.mapPath(fmt.Sprintf("%s.filters[%d]", native, len(filters.Content)), fmt.Sprintf("%s[%d]", p.path, j))
+				filters.Content = append(filters.Content, f)
+			}
 		}
+	}
+	if len(filters.Content) > 0 {
+		add(r, "filters", filters)
 	}
 	if p := item.kid("metadata"); p != nil {
 		c.metadata(p, r, native, lb)
@@ -457,7 +515,9 @@ func (c *converter) copy(p *prop) *yaml.Node {
 // metadata converts a route's metadata: response-timeout and connect-timeout
 // (milliseconds) become settings; other keys stay metadata.
 func (c *converter) metadata(p *prop, r *yaml.Node, native, lb string) {
-	p.used = true
+	if len(p.kids) == 0 {
+		p.used = true // empty
+	}
 	md := mapNode(p.value)
 	for _, k := range p.kids {
 		switch canonical(k.name) {
@@ -466,6 +526,7 @@ func (c *converter) metadata(p *prop, r *yaml.Node, native, lb string) {
 				add(r, "response_timeout", strNode(formatDuration(max(d, 0)), k.value)) // -1: none
 				c.mapPath(native+".response_timeout", k.path)
 			}
+		case "cors": // a Cors filter, made by route
 		case "connecttimeout":
 			d, ok := c.duration(k, time.Millisecond)
 			switch u := c.ups[lb]; {
@@ -527,39 +588,46 @@ func (c *converter) corsBlock(gw *prop) {
 		c.mapPath("cors", cc.path)
 	}
 	for _, pat := range cc.kids {
-		policy := mapNode(pat.value)
-		for _, f := range corsFields {
-			p := pat.kid(f.spring)
-			if p == nil {
-				continue
-			}
-			var v *yaml.Node
-			switch f.kind {
-			case "list":
-				if l, ok := c.list(p); ok {
-					v = seqNode(p.value)
-					v.Style = yaml.FlowStyle
-					for _, s := range l {
-						v.Content = append(v.Content, strNode(s, p.value))
-					}
-				}
-			case "bool":
-				if b, ok := c.boolean(p); ok {
-					v = boolNode(b, p.value)
-				}
-			case "seconds":
-				if d, ok := c.duration(p, time.Second); ok {
-					v = strNode(formatDuration(d), p.value)
-				}
-			}
-			if v != nil {
-				add(policy, f.native, v)
-				c.mapPath("cors."+pat.name+"."+f.native, p.path)
-			}
-		}
-		add(c.cors, pat.name, policy)
+		add(c.cors, pat.name, c.corsPolicy(pat, "cors."+pat.name))
 		c.mapPath("cors."+pat.name, pat.path)
 	}
+}
+
+// corsPolicy converts a Spring CorsConfiguration into the fields of a native
+// CORS policy (the cors block's, and the Cors filter's arguments); native is
+// the policy's path in the native config.
+func (c *converter) corsPolicy(pat *prop, native string) *yaml.Node {
+	policy := mapNode(pat.value)
+	for _, f := range corsFields {
+		p := pat.kid(f.spring)
+		if p == nil {
+			continue
+		}
+		var v *yaml.Node
+		switch f.kind {
+		case "list":
+			if l, ok := c.list(p); ok {
+				v = seqNode(p.value)
+				v.Style = yaml.FlowStyle
+				for _, s := range l {
+					v.Content = append(v.Content, strNode(s, p.value))
+				}
+			}
+		case "bool":
+			if b, ok := c.boolean(p); ok {
+				v = boolNode(b, p.value)
+			}
+		case "seconds":
+			if d, ok := c.duration(p, time.Second); ok {
+				v = strNode(formatDuration(d), p.value)
+			}
+		}
+		if v != nil {
+			add(policy, f.native, v)
+			c.mapPath(native+"."+f.native, p.path)
+		}
+	}
+	return policy
 }
 
 // httpClient converts the timeouts and the connection pool of Spring's HTTP
@@ -830,6 +898,7 @@ var blocking = []struct{ prefix, why string }{
 	{"spring.cloud.gateway.", "Sluice has no equivalent of this Spring Cloud Gateway property"},
 	{"spring.security.", "Spring Security is not imported; use the TokenAuth or JWT filters"},
 	{"server.ssl.", "TLS termination from a Java keystore; set server.tls in a native config"},
+	{"server.compression.", "Sluice's compression has enabled, min-response-size and mime-types only"},
 	{"spring.data.redis.", "Sluice does not import this Redis setting (sentinel and cluster are not supported)"},
 	{"spring.redis.", "Sluice does not import this Redis setting (sentinel and cluster are not supported)"},
 	{"spring.cloud.discovery.", "service discovery; list the instances as spring.cloud.discovery.client.simple.instances or as upstream endpoints"},

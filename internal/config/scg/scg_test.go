@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +28,7 @@ func envOf(m map[string]string) Env {
 // pendingBlocks are native blocks the converter emits that other branches
 // add to the config package; until they are merged, the parse check below
 // leaves them out.
-var pendingBlocks = map[string]bool{"cors": true, "redis": true}
+var pendingBlocks = map[string]bool{"cors": true, "redis": true, "compression": true}
 
 // TestGolden converts each testdata/*.yml and compares the native config,
 // followed by every problem listed as a comment, with testdata/*.golden.yaml.
@@ -403,4 +404,33 @@ func FuzzImport(f *testing.F) {
 			t.Fatal("no config and no errors")
 		}
 	})
+}
+
+// TestRouteCors checks that a route's metadata.cors becomes its first filter,
+// and that the route's own filters keep their Spring paths.
+func TestRouteCors(t *testing.T) {
+	file := "spring.cloud.gateway.routes:\n" +
+		"  - id: a\n" +
+		"    uri: http://a:1\n" +
+		"    filters: [StripPrefix=1, PrefixPath=/v1]\n" +
+		"    metadata:\n" +
+		"      cors: {allowed-origins: 'https://x.example', allowCredentials: true, max-age: 90, allowed-headrs: '*'}\n"
+	cfg, errs, _ := Import("app.yml", []byte(file), noEnv)
+	want := `app.yml:6:89: spring.cloud.gateway.routes[0].metadata.cors.allowed-headrs: not supported: Sluice has no equivalent of this Spring Cloud Gateway property`
+	if errs.Error() != want {
+		t.Errorf("errors:\n%v\nwant:\n%s", errs, want)
+	}
+	fs := cfg.Routes[0].Filters
+	if len(fs) != 3 {
+		t.Fatalf("filters %+v", fs)
+	}
+	for i, w := range []struct{ name, path, args string }{
+		{"Cors", "spring.cloud.gateway.routes[0].metadata.cors", "map[allow_credentials:[true] allowed_origins:[https://x.example] max_age:[1m30s]]"},
+		{"StripPrefix", "spring.cloud.gateway.routes[0].filters[0]", "map[]"},
+		{"PrefixPath", "spring.cloud.gateway.routes[0].filters[1]", "map[]"},
+	} {
+		if got := fs[i]; got.Name != w.name || got.Path != w.path || fmt.Sprint(got.Named) != w.args {
+			t.Errorf("filter %d: %s at %s with %v, want %s at %s with %s", i, got.Name, got.Path, got.Named, w.name, w.path, w.args)
+		}
+	}
 }

@@ -38,9 +38,9 @@ type converter struct {
 	res  *Result
 
 	server, admin, upstreamDefaults, redis, cors, compression *yaml.Node
-	defaultFilters, routes                       *yaml.Node
-	ups                                          map[string]*upstream
-	upsOrder                                     []string
+	defaultFilters, routes                                    *yaml.Node
+	ups                                                       map[string]*upstream
+	upsOrder                                                  []string
 }
 
 // upstream is an upstream made for lb://NAME.

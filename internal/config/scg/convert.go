@@ -440,9 +440,7 @@ func (c *converter) definitions(p *prop) *yaml.Node {
 			}
 			name, _, _ := strings.Cut(s, "=")
 			c.checkDefinition(strings.TrimSpace(name), it)
-			if strings.Contains(s, "#{") {
-				c.spel(it)
-			}
+			c.spel(s, it)
 			seq.Content = append(seq.Content, strNode(s, it.value))
 		case yaml.MappingNode:
 			m := mapNode(it.value)
@@ -473,9 +471,15 @@ func (c *converter) checkDefinition(name string, at *prop) {
 	}
 }
 
-func (c *converter) spel(at *prop) {
-	c.errorf(at.value, at.path, "not supported: SpEL expressions (#{...}) need Spring beans; "+
-		"name the key resolver or value directly (see docs/spring-import.md)")
+// spel reports the SpEL expressions in v, the value at at. Spring's own
+// principalNameKeyResolver bean is allowed: Sluice's rate limiter reads it as
+// the user key resolver.
+func (c *converter) spel(v string, at *prop) {
+	if !strings.Contains(strings.ReplaceAll(v, "#{@principalNameKeyResolver}", ""), "#{") {
+		return
+	}
+	c.errorf(at.value, at.path, "not supported: SpEL expressions (#{...}) name Java beans; for a key-resolver use "+
+		"client_ip, header:NAME, path:VARIABLE or user[:HEADER] (see docs/spring-import.md)")
 }
 
 // copy converts a free-form value (filter args, metadata) with its
@@ -502,9 +506,7 @@ func (c *converter) copy(p *prop) *yaml.Node {
 	if err != nil {
 		c.errorf(p.value, p.path, "%v", err)
 	}
-	if strings.Contains(v, "#{") {
-		c.spel(p)
-	}
+	c.spel(v, p)
 	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: p.value.Tag, Style: p.value.Style, Value: v, Line: p.value.Line, Column: p.value.Column}
 	if v != p.value.Value {
 		n.Tag, n.Style = "", 0

@@ -162,8 +162,13 @@ func TestConvert(t *testing.T) {
 		{
 			name: "SpEL key resolver in the shortcut form",
 			file: "spring.cloud.gateway.default-filters:\n  - RequestRateLimiter=#{@ipKeyResolver}\n",
-			errors: []string{`FILE:2:5: spring.cloud.gateway.default-filters[0]: not supported: SpEL expressions (#{...}) need Spring beans; ` +
-				`name the key resolver or value directly (see docs/spring-import.md)`},
+			errors: []string{`FILE:2:5: spring.cloud.gateway.default-filters[0]: not supported: SpEL expressions (#{...}) name Java beans; ` +
+				`for a key-resolver use client_ip, header:NAME, path:VARIABLE or user[:HEADER] (see docs/spring-import.md)`},
+		},
+		{
+			name: "Spring's own principalNameKeyResolver is not user code",
+			file: "spring.cloud.gateway.default-filters:\n  - name: RequestRateLimiter\n    args: {key-resolver: '#{@principalNameKeyResolver}'}\n",
+			want: []string{"key-resolver: '#{@principalNameKeyResolver}'"},
 		},
 		{
 			name: "unknown gateway property and unknown route key",

@@ -77,7 +77,7 @@ func (c *converter) convert() {
 		c.routesBlock(gw)
 		c.filtersBlock(gw)
 		c.corsBlock(gw)
-		c.httpClient(gw)
+		c.httpClient(gw, r)
 		if p := gw.get("discovery.locator.enabled"); p != nil {
 			if on, ok := c.boolean(p); ok && on {
 				c.errorf(p.value, p.path, "not supported: routes created from service discovery; define the routes explicitly")
@@ -120,7 +120,7 @@ func (c *converter) convert() {
 // serverBlock converts server.port and server.address into server.listen.
 // Without them, Spring listens on every interface, port 8080, and so does the import.
 func (c *converter) serverBlock() {
-	port, addr := c.root.get("server.port"), c.root.get("server.address")
+	port, addr := c.setting("server.port"), c.setting("server.address")
 	host, portNum, at, path := "", "8080", c.root.value, "server.port"
 	if addr != nil {
 		if s, ok := c.str(addr); ok {
@@ -197,7 +197,7 @@ func (c *converter) compressionBlock() {
 // server's, as in Spring, and port -1 turns it off. Without them, the admin
 // port keeps Sluice's default.
 func (c *converter) adminBlock(serverHost string) {
-	port, addr := c.root.get("management.server.port"), c.root.get("management.server.address")
+	port, addr := c.setting("management.server.port"), c.setting("management.server.address")
 	if port == nil {
 		if addr != nil {
 			c.str(addr)
@@ -635,7 +635,7 @@ func (c *converter) corsPolicy(pat *prop, native string) *yaml.Node {
 // httpClient converts the timeouts and the connection pool of Spring's HTTP
 // client: connect-timeout (ms) and the pool go to upstream_defaults,
 // response-timeout to server.response_timeout.
-func (c *converter) httpClient(gw *prop) {
+func (c *converter) httpClient(gw *prop, root string) {
 	h := gw.kid("httpclient")
 	if h == nil {
 		return
@@ -644,13 +644,13 @@ func (c *converter) httpClient(gw *prop) {
 		c.upstreamDefaults = mapNode(h.value)
 		c.mapPath("upstream_defaults", h.path)
 	}
-	if p := h.kid("connect-timeout"); p != nil {
+	if p := c.setting(root + ".httpclient.connect-timeout"); p != nil {
 		if d, ok := c.duration(p, time.Millisecond); ok {
 			add(c.upstreamDefaults, "connect_timeout", strNode(formatDuration(d), p.value))
 			c.mapPath("upstream_defaults.connect_timeout", p.path)
 		}
 	}
-	if p := h.kid("response-timeout"); p != nil {
+	if p := c.setting(root + ".httpclient.response-timeout"); p != nil {
 		if d, ok := c.duration(p, time.Millisecond); ok {
 			add(c.server, "response_timeout", strNode(formatDuration(d), p.value))
 			c.mapPath("server.response_timeout", p.path)
@@ -703,6 +703,7 @@ func (c *converter) httpClient(gw *prop) {
 // (Spring Boot 2) into the native redis block.
 func (c *converter) redisBlock() {
 	var rp *prop
+	var prefix string
 	for _, name := range []string{"spring.data.redis", "spring.redis"} {
 		if p := c.root.get(name); p != nil {
 			if rp != nil {
@@ -710,7 +711,7 @@ func (c *converter) redisBlock() {
 				c.warnf(p.key, p.path, "ignored: %s is set too, and Spring Boot 3 reads it instead", rp.path)
 				continue
 			}
-			rp = p
+			rp, prefix = p, name
 		}
 	}
 	if rp == nil {
@@ -720,7 +721,7 @@ func (c *converter) redisBlock() {
 	c.mapPath("redis", rp.path)
 	host, port, at, atPath := "localhost", "6379", rp.value, rp.path
 	var user, pass, db, tls *yaml.Node
-	if p := rp.kid("url"); p != nil {
+	if p := c.setting(prefix + ".url"); p != nil {
 		if s, ok := c.str(p); ok {
 			u, err := url.Parse(s)
 			if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Hostname() == "" {
@@ -747,29 +748,29 @@ func (c *converter) redisBlock() {
 			}
 		}
 	}
-	if p := rp.kid("host"); p != nil {
+	if p := c.setting(prefix + ".host"); p != nil {
 		if s, ok := c.str(p); ok {
 			host, at, atPath = s, p.value, p.path
 		}
 	}
-	if p := rp.kid("port"); p != nil {
+	if p := c.setting(prefix + ".port"); p != nil {
 		if n, ok := c.integer(p); ok {
 			port = strconv.FormatInt(n, 10)
 		}
 	}
 	add(c.redis, "address", strNode(net.JoinHostPort(host, port), at))
 	c.mapPath("redis.address", atPath)
-	if p := rp.kid("username"); p != nil {
+	if p := c.setting(prefix + ".username"); p != nil {
 		if s, ok := c.str(p); ok {
 			user = strNode(s, p.value)
 		}
 	}
-	if p := rp.kid("password"); p != nil {
+	if p := c.setting(prefix + ".password"); p != nil {
 		if s, ok := c.str(p); ok {
 			pass = strNode(s, p.value)
 		}
 	}
-	if p := rp.kid("database"); p != nil {
+	if p := c.setting(prefix + ".database"); p != nil {
 		if n, ok := c.integer(p); ok {
 			db = intNode(n, p.value)
 		}
@@ -806,13 +807,13 @@ func (c *converter) redisBlock() {
 			}
 		}
 	}
-	if p := rp.kid("connect-timeout"); p != nil {
+	if p := c.setting(prefix + ".connect-timeout"); p != nil {
 		if d, ok := c.duration(p, time.Millisecond); ok {
 			add(c.redis, "dial_timeout", strNode(formatDuration(d), p.value))
 			c.mapPath("redis.dial_timeout", p.path)
 		}
 	}
-	if p := rp.kid("timeout"); p != nil {
+	if p := c.setting(prefix + ".timeout"); p != nil {
 		if d, ok := c.duration(p, time.Millisecond); ok {
 			add(c.redis, "read_timeout", strNode(formatDuration(d), p.value))
 			add(c.redis, "write_timeout", strNode(formatDuration(d), p.value))
@@ -842,6 +843,33 @@ func (c *converter) extraDocument(root *yaml.Node) {
 		}
 	}
 	c.errorf(root, "", "not supported: a second document, which Spring applies over the first; merge it into the first")
+}
+
+// setting returns the single-valued property at path (kebab-case, from the
+// root of the file), or nil. As in Spring, the property's environment
+// variable (server.port: SERVER_PORT; connect-timeout: CONNECTTIMEOUT or
+// CONNECT_TIMEOUT) wins over the file; the prop then holds its value, placed
+// where the file sets the property or its parent, with the variable named in
+// its path.
+func (c *converter) setting(path string) *prop {
+	p := c.root.get(path)
+	upper := strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
+	for _, name := range []string{strings.ReplaceAll(upper, "-", ""), strings.ReplaceAll(upper, "-", "_")} {
+		v, ok := c.env(name)
+		if !ok {
+			continue
+		}
+		at := c.root.value
+		if p != nil {
+			p.markAll()
+			at = p.value
+		} else if i := strings.LastIndexByte(path, '.'); i > 0 && c.root.get(path[:i]) != nil {
+			at = c.root.get(path[:i]).key
+		}
+		return &prop{name: path[strings.LastIndexByte(path, '.')+1:], path: path + " ($" + name + ")", key: at,
+			value: &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v, Line: at.Line, Column: at.Column}}
+	}
+	return p
 }
 
 // leftover lists a property that nothing converted.

@@ -140,6 +140,21 @@ func TestConvert(t *testing.T) {
 			want: []string{"    uri: http://127.0.0.1:9"},
 		},
 		{
+			name: "environment variables win over the file, as in Spring",
+			file: "server.port: 8080\nspring.data.redis:\n  host: file-host\n  connect-timeout: 1s\n" +
+				"spring.cloud.gateway.httpclient.response-timeout: 1s\n",
+			env: map[string]string{"SERVER_PORT": "9000", "SPRING_DATA_REDIS_HOST": "env-host",
+				"SPRING_DATA_REDIS_CONNECT_TIMEOUT": "3s", "SPRING_CLOUD_GATEWAY_HTTPCLIENT_RESPONSETIMEOUT": "7s"},
+			want: []string{"  listen: :9000", "  address: env-host:6379", "  dial_timeout: 3s", "  response_timeout: 7s"},
+		},
+		{
+			name:     "an environment variable for a property the file does not set",
+			file:     "spring.application.name: x\n",
+			env:      map[string]string{"SERVER_ADDRESS": "127.0.0.1", "SERVER_PORT": "x"},
+			errors:   []string{`FILE:1:1: server.port ($SERVER_PORT): "x" is not an integer`},
+			warnings: []string{`FILE:1:1: spring.application.name: ignored: not gateway configuration`},
+		},
+		{
 			name:   "placeholder without a value",
 			file:   "spring.cloud.gateway.routes:\n  - id: a\n    uri: ${BACKEND_URI}\n",
 			errors: []string{`FILE:3:10: spring.cloud.gateway.routes[0].uri: placeholder ${BACKEND_URI} has no value: set BACKEND_URI in the environment or give a default (${BACKEND_URI:value})`},

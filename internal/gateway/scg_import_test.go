@@ -182,6 +182,20 @@ func TestSpringImportRealistic(t *testing.T) {
 	if seen := gatewaytest.DecodeSeen(t, body); seen.Path != "/v1/page" {
 		t.Errorf("backend saw %s", seen.Path)
 	}
+	// The users route: lb:// to two instances, StripPrefix, AddRequestHeader,
+	// and a rate limiter whose Redis (nothing listens there) fails open, as Spring does.
+	for i := range 2 {
+		resp, body := gatewaytest.Get(t, g, "/api/users/42")
+		if resp.StatusCode != 200 || resp.Header.Get("X-Backend") != "users" {
+			t.Fatalf("request %d: status %d, headers %v: %s", i, resp.StatusCode, resp.Header, body)
+		}
+		if seen := gatewaytest.DecodeSeen(t, body); seen.Path != "/users/42" || strings.Join(seen.Header["X-Source"], ",") != "gateway" {
+			t.Errorf("backend saw %s %v", seen.Path, seen.Header)
+		}
+	}
+	if users.Hits()+users2.Hits() != 2 || orders.Hits() != 0 {
+		t.Errorf("hits: users %d+%d, orders %d", users.Hits(), users2.Hits(), orders.Hits())
+	}
 }
 
 // pendingOnOtherBranch reports whether e is a filter or predicate not yet in

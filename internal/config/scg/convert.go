@@ -380,8 +380,11 @@ func (c *converter) lbUpstream(name string, uri *prop) {
 			continue
 		}
 		eu, err := url.Parse(s)
+		if err != nil {
+			eu = &url.URL{}
+		}
 		scheme := strings.ToLower(eu.Scheme)
-		if err != nil || eu.Hostname() == "" || scheme != "http" && scheme != "https" {
+		if eu.Hostname() == "" || scheme != "http" && scheme != "https" {
 			c.errorf(p.value, p.path, "%q is not an instance uri like http://10.0.0.5:8080", s)
 			continue
 		}

@@ -34,15 +34,32 @@ func canonical(name string) string {
 // relaxed binding are reported with report.
 func newTree(root *yaml.Node, report func(n *yaml.Node, path, format string, a ...any)) *prop {
 	top := &prop{key: root, value: root}
-	fill(top, root, report, 0)
+	b := &builder{report: report, budget: maxProps}
+	b.fill(top, root, 0)
 	return top
 }
 
-func fill(p *prop, n *yaml.Node, report func(n *yaml.Node, path, format string, a ...any), depth int) {
+// maxProps bounds the props of one file: aliases could otherwise make a
+// small file expand into billions of values.
+const maxProps = 100_000
+
+type builder struct {
+	report func(n *yaml.Node, path, format string, a ...any)
+	budget int
+}
+
+func (b *builder) fill(p *prop, n *yaml.Node, depth int) {
 	n = resolve(n)
 	p.value = n
-	if depth > 64 {
-		report(n, p.path, "nested too deeply")
+	b.budget--
+	switch {
+	case b.budget == 0:
+		b.report(n, p.path, "too many values (aliases expanding?)")
+		return
+	case b.budget < 0:
+		return
+	case depth > 64:
+		b.report(n, p.path, "nested too deeply")
 		return
 	}
 	switch n.Kind {
@@ -51,11 +68,11 @@ func fill(p *prop, n *yaml.Node, report func(n *yaml.Node, path, format string, 
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := resolve(n.Content[i]), n.Content[i+1]
 			if k.Kind != yaml.ScalarNode {
-				report(k, p.path, "expected a string key")
+				b.report(k, p.path, "expected a string key")
 				continue
 			}
 			if k.Value == "<<" {
-				report(k, p.path, "merge keys (<<) are not supported in an imported file")
+				b.report(k, p.path, "merge keys (<<) are not supported in an imported file")
 				continue
 			}
 			parent := p
@@ -71,11 +88,11 @@ func fill(p *prop, n *yaml.Node, report func(n *yaml.Node, path, format string, 
 					parent.kids = append(parent.kids, child)
 				case child.value.Kind != yaml.MappingNode,
 					last && resolve(v).Kind != yaml.MappingNode:
-					report(k, child.path, "duplicate property (first at line %d)", child.key.Line)
+					b.report(k, child.path, "duplicate property (first at line %d)", child.key.Line)
 					continue pairs
 				}
 				if last {
-					fill(child, v, report, depth+1)
+					b.fill(child, v, depth+1)
 				}
 				parent = child
 			}
@@ -83,7 +100,7 @@ func fill(p *prop, n *yaml.Node, report func(n *yaml.Node, path, format string, 
 	case yaml.SequenceNode:
 		for i, item := range n.Content {
 			c := &prop{name: fmt.Sprint(i), path: fmt.Sprintf("%s[%d]", p.path, i), key: resolve(item)}
-			fill(c, item, report, depth+1)
+			b.fill(c, item, depth+1)
 			p.items = append(p.items, c)
 		}
 	}

@@ -155,6 +155,23 @@ func TestConvert(t *testing.T) {
 			warnings: []string{`FILE:1:1: spring.application.name: ignored: not gateway configuration`},
 		},
 		{
+			name: "an instance uri that is not a URL",
+			file: "spring.cloud.discovery.client.simple.instances.users: [{uri: 'http://[::1'}]\n" +
+				"spring.cloud.gateway.routes: [{id: a, uri: 'lb://users'}]\n",
+			errors: []string{`FILE:1:62: spring.cloud.discovery.client.simple.instances.users[0].uri: "http://[::1" is not an instance uri like http://10.0.0.5:8080`},
+		},
+		{
+			name: "aliases that expand a small file into a huge one",
+			file: "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n" +
+				"d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n" +
+				"g: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n",
+			errors: []string{`FILE:1:32: e[7][8][8][8][8]: too many values (aliases expanding?)`},
+			warnings: []string{`FILE:1:1: a: ignored: not gateway configuration`, `FILE:2:1: b: ignored: not gateway configuration`,
+				`FILE:3:1: c: ignored: not gateway configuration`, `FILE:4:1: d: ignored: not gateway configuration`,
+				`FILE:5:1: e: ignored: not gateway configuration`, `FILE:6:1: f: ignored: not gateway configuration`,
+				`FILE:7:1: g: ignored: not gateway configuration`},
+		},
+		{
 			name:   "placeholder without a value",
 			file:   "spring.cloud.gateway.routes:\n  - id: a\n    uri: ${BACKEND_URI}\n",
 			errors: []string{`FILE:3:10: spring.cloud.gateway.routes[0].uri: placeholder ${BACKEND_URI} has no value: set BACKEND_URI in the environment or give a default (${BACKEND_URI:value})`},

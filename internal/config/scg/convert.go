@@ -41,6 +41,7 @@ type converter struct {
 	defaultFilters, routes                                    *yaml.Node
 	ups                                                       map[string]*upstream
 	upsOrder                                                  []string
+	placeholders                                              int // resolved so far
 }
 
 // upstream is an upstream made for lb://NAME.

@@ -6,8 +6,14 @@ import (
 	"strings"
 )
 
-// maxPlaceholderDepth bounds placeholders in placeholder values, which may form a cycle.
-const maxPlaceholderDepth = 10
+// maxPlaceholderDepth bounds placeholders in placeholder values, which may
+// form a cycle; maxPlaceholders bounds the placeholders resolved in one file,
+// which values holding several placeholders could otherwise multiply
+// without end (a: ${b}${b}, b: ${c}${c}, …).
+const (
+	maxPlaceholderDepth = 10
+	maxPlaceholders     = 10_000
+)
 
 // expand resolves Spring property placeholders in s: ${NAME} and
 // ${NAME:default}, nested in names, defaults and values. NAME is looked up as
@@ -29,6 +35,9 @@ func (c *converter) expand(s string, depth int) (string, error) {
 			return b.String(), nil
 		}
 		b.WriteString(s[:i])
+		if c.placeholders++; c.placeholders > maxPlaceholders {
+			return "", fmt.Errorf("more than %d placeholders to resolve in the file", maxPlaceholders)
+		}
 		end := closing(s, i+2)
 		if end < 0 {
 			return "", fmt.Errorf("%q: unclosed placeholder", s)
@@ -92,7 +101,7 @@ func cutDefault(s string) (name, def string, ok bool) {
 
 // lookup finds a placeholder's value in the environment or the file.
 func (c *converter) lookup(name string) (string, bool) {
-	for _, n := range []string{name, strings.NewReplacer(".", "_", "-", "_").Replace(name), envName(name)} {
+	for _, n := range []string{name, envSeparators.Replace(name), envName(name)} {
 		if v, ok := c.env(n); ok {
 			return v, true
 		}
@@ -105,5 +114,7 @@ func (c *converter) lookup(name string) (string, bool) {
 
 // envName is the environment variable Spring reads for a property: server.port → SERVER_PORT.
 func envName(name string) string {
-	return strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(name))
+	return strings.ToUpper(envSeparators.Replace(name))
 }
+
+var envSeparators = strings.NewReplacer(".", "_", "-", "_")

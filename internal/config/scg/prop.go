@@ -27,7 +27,17 @@ type prop struct {
 // canonical is Spring's relaxed form of a property name: max-idle-time,
 // maxIdleTime, max_idle_time and MAX_IDLE_TIME are one property.
 func canonical(name string) string {
-	return strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(name))
+	b := make([]byte, 0, len(name))
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c == '-' || c == '_':
+		case 'A' <= c && c <= 'Z':
+			b = append(b, c+'a'-'A')
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }
 
 // newTree builds the prop tree of the mapping root. Keys that collide under

@@ -172,6 +172,15 @@ func TestConvert(t *testing.T) {
 				`FILE:7:1: g: ignored: not gateway configuration`},
 		},
 		{
+			name: "placeholders that multiply",
+			file: "a: ${b}${b}${b}${b}${b}${b}${b}${b}\nb: ${c}${c}${c}${c}${c}${c}${c}${c}\nc: ${d}${d}${d}${d}${d}${d}${d}${d}\n" +
+				"d: ${e}${e}${e}${e}${e}${e}${e}${e}\ne: ${f}${f}${f}${f}${f}${f}${f}${f}\nf: x\nserver.port: ${a}\n",
+			errors: []string{`FILE:7:14: server.port: more than 10000 placeholders to resolve in the file`},
+			warnings: []string{`FILE:1:1: a: ignored: not gateway configuration`, `FILE:2:1: b: ignored: not gateway configuration`,
+				`FILE:3:1: c: ignored: not gateway configuration`, `FILE:4:1: d: ignored: not gateway configuration`,
+				`FILE:5:1: e: ignored: not gateway configuration`, `FILE:6:1: f: ignored: not gateway configuration`},
+		},
+		{
 			name:   "placeholder without a value",
 			file:   "spring.cloud.gateway.routes:\n  - id: a\n    uri: ${BACKEND_URI}\n",
 			errors: []string{`FILE:3:10: spring.cloud.gateway.routes[0].uri: placeholder ${BACKEND_URI} has no value: set BACKEND_URI in the environment or give a default (${BACKEND_URI:value})`},

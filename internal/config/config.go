@@ -36,6 +36,9 @@ type Config struct {
 	Admin  Admin  `yaml:"admin"`
 	Log    Log    `yaml:"log"`
 	Drain  Drain  `yaml:"drain"`
+	// Tracing configures the OpenTelemetry exporter (W3C trace context is
+	// propagated whether or not it is enabled).
+	Tracing Tracing `yaml:"tracing"`
 
 	// Upstreams holds the named upstreams and, marked Implicit, one upstream
 	// for each distinct direct route URI (http://, https://, ws://, wss://),
@@ -78,6 +81,43 @@ type Server struct {
 	H2C bool `yaml:"h2c"`
 	// TLS, when set, terminates TLS on the listener (HTTP/2 by ALPN).
 	TLS *ServerTLS `yaml:"tls"`
+	// MaxConcurrentRequests caps requests being served by the whole
+	// gateway; more wait in the queue or get a fast 503. 0 = no cap.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// Queue is the wait queue of the global limit.
+	Queue Queue `yaml:"queue"`
+}
+
+// Queue is a bounded wait queue in front of a concurrency limit.
+type Queue struct {
+	Size    int           `yaml:"size"`    // requests that may wait; 0 = none wait
+	Timeout time.Duration `yaml:"timeout"` // longest wait before a 503
+}
+
+// AdaptiveConcurrency configures a gradient concurrency limit that follows
+// the upstream's latency.
+type AdaptiveConcurrency struct {
+	MinLimit     int           `yaml:"min_limit"`
+	MaxLimit     int           `yaml:"max_limit"`
+	InitialLimit int           `yaml:"initial_limit"`
+	Tolerance    float64       `yaml:"tolerance"` // latency over baseline tolerated before shrinking
+	Window       time.Duration `yaml:"window"`    // how often the limit is recomputed
+	// BaselineHalfLife is how fast the baseline latency follows a latency
+	// that stays higher: what keeps the limit from sticking at its floor.
+	BaselineHalfLife time.Duration `yaml:"baseline_half_life"`
+}
+
+func (a *AdaptiveConcurrency) setDefaults() {
+	*a = AdaptiveConcurrency{MinLimit: 5, MaxLimit: 1000, InitialLimit: 20, Tolerance: 2,
+		Window: 100 * time.Millisecond, BaselineHalfLife: 30 * time.Second}
+}
+
+// Tracing configures span export over OTLP/HTTP.
+type Tracing struct {
+	Enabled     bool    `yaml:"enabled"`
+	Endpoint    string  `yaml:"endpoint"`     // OTLP/HTTP traces URL, like http://127.0.0.1:4318/v1/traces
+	SampleRatio float64 `yaml:"sample_ratio"` // of new traces; a sampled parent is always followed
+	ServiceName string  `yaml:"service_name"`
 }
 
 // TCPKeepAlive configures TCP keepalive probes on accepted sockets.
@@ -106,6 +146,9 @@ type CertPair struct {
 // Admin configures the admin listener.
 type Admin struct {
 	Listen string `yaml:"listen"` // host:port, or "" when disabled ("off" in the file)
+	// ReadySaturationThreshold, when > 0, turns readiness 503 while the
+	// gateway's saturation (sluice_saturation) is at or above it. Liveness never does.
+	ReadySaturationThreshold float64 `yaml:"ready_saturation_threshold"`
 }
 
 // Log configures logging.
@@ -113,7 +156,16 @@ type Log struct {
 	Level     string `yaml:"level"`  // debug, info, warn or error
 	Format    string `yaml:"format"` // json or text
 	AccessLog bool   `yaml:"access_log"`
+	// AccessFields are the fields of an access-log line, in order.
+	AccessFields []string `yaml:"access_fields"`
+	// AccessSample2xx is the fraction of 2xx responses logged (0..1);
+	// every other status is always logged.
+	AccessSample2xx float64 `yaml:"access_sample_2xx"`
 }
+
+// AccessFieldNames are the fields an access-log line can carry, in the default order.
+var AccessFieldNames = []string{"method", "path", "route", "upstream", "endpoint", "status", "reason", "attempts",
+	"duration", "bytes_in", "bytes_out", "client", "protocol", "request_id", "trace_id", "span_id", "host", "user_agent"}
 
 // Drain configures graceful shutdown: after readiness turns 503 the server
 // keeps serving for Delay, then waits at most Timeout for in-flight requests.
@@ -231,6 +283,14 @@ type Route struct {
 	ResponseTimeout time.Duration `yaml:"response_timeout"`
 	MaxBodySize     int64         `yaml:"max_body_size,size"`
 	Retry           Retry         `yaml:"retry"`
+	// MaxConcurrentRequests caps the route's requests in flight (the
+	// adaptive limit's ceiling when both are set). 0 = no cap.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// AdaptiveConcurrency, when set, limits the route's requests in flight
+	// to what its upstream's latency shows it can take.
+	AdaptiveConcurrency *AdaptiveConcurrency `yaml:"adaptive_concurrency"`
+	// Queue is the wait queue of the route's limit.
+	Queue Queue `yaml:"queue"`
 
 	Pos  Pos    `yaml:"-"` // of the list item
 	Path string `yaml:"-"` // "routes[N]"
@@ -338,8 +398,10 @@ func defaultConfig() *Config {
 			H2C:               true,
 		},
 		Admin: Admin{Listen: "127.0.0.1:9901"},
-		Log:   Log{Level: "info", Format: "json", AccessLog: true},
-		Drain: Drain{Delay: 5 * time.Second, Timeout: 30 * time.Second},
+		Log: Log{Level: "info", Format: "json", AccessLog: true, AccessSample2xx: 1,
+			AccessFields: slices.Clone(AccessFieldNames)},
+		Tracing: Tracing{SampleRatio: 1, ServiceName: "sluice"},
+		Drain:   Drain{Delay: 5 * time.Second, Timeout: 30 * time.Second},
 		// Spring Boot's server.compression.min-response-size.
 		Compression: Compression{MinSize: 2048},
 	}

@@ -201,6 +201,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.boolean(n, v, path)
 	case reflect.Int, reflect.Int64:
 		d.integer(n, v, path)
+	case reflect.Float64:
+		d.float(n, v, path)
 	default:
 		panic("config: cannot decode into " + v.Type().String())
 	}
@@ -402,6 +404,15 @@ func (d *decoder) integer(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	v.SetInt(i)
+}
+
+func (d *decoder) float(n *yaml.Node, v reflect.Value, path string) {
+	var f float64
+	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!float" && n.ShortTag() != "!!int") || n.Decode(&f) != nil {
+		d.errorf(pos(n), path, "expected a number, got %s", describe(n))
+		return
+	}
+	v.SetFloat(f)
 }
 
 func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {

@@ -52,6 +52,7 @@ func (d *decoder) validate(c *Config) {
 	}
 	d.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	d.oneOf("log.format", c.Log.Format, "json", "text")
+	d.checkObservability(c)
 
 	d.checkUpstreamDefaults(&c.UpstreamDefaults)
 	for _, name := range slices.Sorted(maps.Keys(c.Upstreams)) {
@@ -78,6 +79,7 @@ func (d *decoder) validate(c *Config) {
 		}
 		d.resolveURI(c, r)
 		d.checkRetry(&r.Retry, r.Path+".retry")
+		d.checkConcurrency(r)
 	}
 }
 

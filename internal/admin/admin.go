@@ -23,6 +23,10 @@ type Admin struct {
 	// Reload, when set, is run by POST /reload and returns its error.
 	Reload   func() error
 	Gatherer prometheus.Gatherer
+	// Saturation, with ReadySaturationThreshold > 0, turns readiness 503
+	// while Saturation() >= ReadySaturationThreshold. Liveness never looks at it.
+	Saturation               func() float64
+	ReadySaturationThreshold float64
 }
 
 // SetReady sets what /healthz/ready answers.
@@ -43,6 +47,11 @@ func (a *Admin) Handler() http.Handler {
 		if !a.ready.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			w.Write([]byte("draining\n"))
+			return
+		}
+		if a.ReadySaturationThreshold > 0 && a.Saturation != nil && a.Saturation() >= a.ReadySaturationThreshold {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("saturated\n"))
 			return
 		}
 		w.Write([]byte("ok\n"))

@@ -118,6 +118,8 @@ type Tracing struct {
 	Endpoint    string  `yaml:"endpoint"`     // OTLP/HTTP traces URL, like http://127.0.0.1:4318/v1/traces
 	SampleRatio float64 `yaml:"sample_ratio"` // of new traces; a sampled parent is always followed
 	ServiceName string  `yaml:"service_name"`
+	// BatchTimeout is the longest a finished span waits before it is sent.
+	BatchTimeout time.Duration `yaml:"batch_timeout"`
 }
 
 // TCPKeepAlive configures TCP keepalive probes on accepted sockets.
@@ -400,7 +402,7 @@ func defaultConfig() *Config {
 		Admin: Admin{Listen: "127.0.0.1:9901"},
 		Log: Log{Level: "info", Format: "json", AccessLog: true, AccessSample2xx: 1,
 			AccessFields: slices.Clone(AccessFieldNames)},
-		Tracing: Tracing{SampleRatio: 1, ServiceName: "sluice"},
+		Tracing: Tracing{SampleRatio: 1, ServiceName: "sluice", BatchTimeout: 5 * time.Second},
 		Drain:   Drain{Delay: 5 * time.Second, Timeout: 30 * time.Second},
 		// Spring Boot's server.compression.min-response-size.
 		Compression: Compression{MinSize: 2048},

@@ -81,8 +81,9 @@ func TestLoadFull(t *testing.T) {
 			H2C:               true,
 		},
 		Admin:       Admin{Listen: "127.0.0.1:9902"},
-		Log:         Log{Level: "debug", Format: "text", AccessLog: false},
+		Log:         Log{Level: "debug", Format: "text", AccessLog: false, AccessFields: AccessFieldNames, AccessSample2xx: 1},
 		Drain:       Drain{Delay: 2 * time.Second, Timeout: 15 * time.Second},
+		Tracing:     Tracing{SampleRatio: 1, ServiceName: "sluice", BatchTimeout: 5 * time.Second},
 		Compression: Compression{MinSize: 2048},
 		Upstreams: map[string]*Upstream{
 			"backend":               backend,
@@ -164,8 +165,9 @@ func TestParseDefaults(t *testing.T) {
 					H2C:               true,
 				},
 				Admin:       Admin{Listen: "127.0.0.1:9901"},
-				Log:         Log{Level: "info", Format: "json", AccessLog: true},
+				Log:         Log{Level: "info", Format: "json", AccessLog: true, AccessFields: AccessFieldNames, AccessSample2xx: 1},
 				Drain:       Drain{Delay: 5 * time.Second, Timeout: 30 * time.Second},
+				Tracing:     Tracing{SampleRatio: 1, ServiceName: "sluice", BatchTimeout: 5 * time.Second},
 				Compression: Compression{MinSize: 2048},
 			}
 			// An empty mapping or list is not nil; that is no difference to consumers.

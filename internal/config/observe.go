@@ -32,6 +32,7 @@ func (d *decoder) checkObservability(c *Config) {
 		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 			d.invalid("tracing.endpoint", "%q is not an http:// or https:// URL", t.Endpoint)
 		}
+		d.positive("tracing.batch_timeout", int64(t.BatchTimeout))
 		if t.ServiceName == "" {
 			d.invalid("tracing.service_name", "must not be empty")
 		}
@@ -70,8 +71,7 @@ func (d *decoder) checkConcurrency(r *Route) {
 	ok = d.positive(path+".max_limit", int64(a.MaxLimit)) && ok
 	if ok && a.MaxLimit < a.MinLimit {
 		d.invalid(path+".max_limit", "must be at least min_limit (%d), got %d", a.MinLimit, a.MaxLimit)
-	}
-	if ok && (a.InitialLimit < a.MinLimit || a.InitialLimit > a.MaxLimit) {
+	} else if ok && (a.InitialLimit < a.MinLimit || a.InitialLimit > a.MaxLimit) {
 		d.invalid(path+".initial_limit", "must be between min_limit and max_limit (%d..%d), got %d", a.MinLimit, a.MaxLimit, a.InitialLimit)
 	}
 	if a.Tolerance < 1 {

@@ -21,12 +21,29 @@ type Exchange struct {
 	Vars     []Var
 	Client   netip.Addr // the client, after trusted proxies
 	Host     string     // the Host the client asked for
+	Proto    string     // the client's protocol: HTTP/1.1, HTTP/2.0
 	Upstream string
 	Endpoint string // the endpoint of the last try
 	Attempts int
 	Reason   string // why the request failed or was answered by the gateway; "" = proxied
 	// PreserveHost asks the cluster to send the client's Host instead of the endpoint's.
 	PreserveHost bool
+
+	// RequestID is the X-Request-Id the client sent, or the one the gateway made.
+	RequestID string
+	// Trace is the request's W3C trace context: the gateway's own span and its parent.
+	Trace Trace
+}
+
+// Trace is a W3C trace context (https://www.w3.org/TR/trace-context/).
+// SpanID is the gateway's span, the parent of the upstream's; ParentID is
+// the client's span, zero when the gateway started the trace.
+type Trace struct {
+	TraceID  [16]byte
+	SpanID   [8]byte
+	ParentID [8]byte
+	Flags    byte   // bit 0: sampled
+	State    string // tracestate, passed on unchanged
 }
 
 // Var returns the value of a captured variable.
@@ -84,4 +101,6 @@ const (
 	ClientBodyError         = "downstream_body_error"
 	ClientCanceled          = "downstream_canceled"
 	BodyTooLarge            = "request_body_too_large"
+	// Overloaded: a concurrency limit was reached and the request was shed.
+	Overloaded = "overloaded"
 )

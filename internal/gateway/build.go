@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-gw/sluice/internal/filter"
 	"github.com/sluice-gw/sluice/internal/filter/builtin"
 	"github.com/sluice-gw/sluice/internal/health"
+	"github.com/sluice-gw/sluice/internal/overload"
 	"github.com/sluice-gw/sluice/internal/pool"
 	"github.com/sluice-gw/sluice/internal/proxy"
 	"github.com/sluice-gw/sluice/internal/route"
@@ -34,6 +35,9 @@ type Runtime struct {
 	defs map[string]*config.Upstream
 	// checkers run the active health checks of the clusters that have them.
 	checkers map[string]*health.Checker
+	// limiters are the routes' concurrency limits by route id, kept across
+	// reloads while their settings do not change.
+	limiters map[string]*routeLimiter
 }
 
 // ClusterList returns the clusters sorted by name.
@@ -69,7 +73,8 @@ func Validate(cfg *config.Config) error {
 
 func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 	var errs config.Errors
-	rt := &Runtime{Config: cfg, Clusters: map[string]*cluster.Cluster{}, defs: map[string]*config.Upstream{}, checkers: map[string]*health.Checker{}}
+	rt := &Runtime{Config: cfg, Clusters: map[string]*cluster.Cluster{}, defs: map[string]*config.Upstream{}, checkers: map[string]*health.Checker{},
+		limiters: map[string]*routeLimiter{}}
 	for name, u := range cfg.Upstreams {
 		if prev != nil {
 			if old, ok := prev.defs[name]; ok && reflect.DeepEqual(stripLoc(old), stripLoc(u)) {
@@ -154,7 +159,11 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 		}
 		chain := filter.Chain(applyRetriers(slices.Concat(global.forRoute(cfg.DefaultFilters, r.Filters), defaults, own), policy), &proxy.Forward{Cluster: c, Policy: policy})
 		routes = append(routes, rr)
-		table.Routes = append(table.Routes, &proxy.Route{ID: r.ID, Upstream: r.Upstream, Chain: chain, MaxBodySize: r.MaxBodySize})
+		lim := buildLimiter(r, prev)
+		if lim != nil {
+			rt.limiters[r.ID] = lim
+		}
+		table.Routes = append(table.Routes, &proxy.Route{ID: r.ID, Upstream: r.Upstream, Chain: chain, MaxBodySize: r.MaxBodySize, Limit: lim.get()})
 	}
 	if len(errs) == 0 {
 		m, err := route.NewTable(routes)
@@ -177,6 +186,55 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 	}
 	rt.Table = table
 	return rt, nil
+}
+
+// routeLimiter is a route's concurrency limit and the options it was made with.
+type routeLimiter struct {
+	opt overload.Options
+	adp overload.Adaptive
+	l   *overload.Limiter
+}
+
+func (rl *routeLimiter) get() *overload.Limiter {
+	if rl == nil {
+		return nil
+	}
+	return rl.l
+}
+
+// buildLimiter returns the route's limiter: prev's if its settings are the
+// same (its adaptive limit and counters go on), a new one otherwise, nil when
+// the route has no limit.
+func buildLimiter(r *config.Route, prev *Runtime) *routeLimiter {
+	rl := &routeLimiter{opt: overload.Options{Limit: r.MaxConcurrentRequests, QueueSize: r.Queue.Size, QueueTimeout: r.Queue.Timeout}}
+	if a := r.AdaptiveConcurrency; a != nil {
+		rl.adp = overload.Adaptive{MinLimit: a.MinLimit, MaxLimit: a.MaxLimit, InitialLimit: a.InitialLimit,
+			Tolerance: a.Tolerance, Window: a.Window, BaselineHalfLife: a.BaselineHalfLife}
+	}
+	if prev != nil {
+		if old := prev.limiters[r.ID]; old != nil && old.opt.Limit == rl.opt.Limit && old.opt.QueueSize == rl.opt.QueueSize &&
+			old.opt.QueueTimeout == rl.opt.QueueTimeout && old.adp == rl.adp {
+			return old
+		}
+	}
+	opt := rl.opt
+	if r.AdaptiveConcurrency != nil {
+		adp := rl.adp
+		opt.Adaptive = &adp
+	}
+	if rl.l = overload.New(opt); rl.l == nil {
+		return nil
+	}
+	return rl
+}
+
+// RouteLimiters returns the routes' concurrency limits by route id.
+func (rt *Runtime) RouteLimiters() map[string]*overload.Limiter {
+	out := make(map[string]*overload.Limiter, len(rt.limiters))
+	for id, rl := range rt.limiters {
+		out[id] = rl.l
+	}
+	return out
 }
 
 // CheckDefinitions reports the predicates and filters of cfg that do not

@@ -19,8 +19,10 @@ import (
 	"github.com/sluice-gw/sluice/internal/cluster"
 	"github.com/sluice-gw/sluice/internal/config"
 	"github.com/sluice-gw/sluice/internal/metrics"
+	"github.com/sluice-gw/sluice/internal/overload"
 	"github.com/sluice-gw/sluice/internal/proxy"
 	"github.com/sluice-gw/sluice/internal/server"
+	"github.com/sluice-gw/sluice/internal/tracing"
 )
 
 // Gateway is a running Sluice: listeners, admin port, the current runtime.
@@ -34,6 +36,7 @@ type Gateway struct {
 	adminSv *http.Server
 	drainer *server.Drainer
 	metrics *metrics.Metrics
+	spans   *tracing.Exporter // nil unless tracing.enabled
 
 	mu      sync.Mutex // serialises reloads
 	runtime *Runtime
@@ -57,12 +60,26 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{path: path, log: log, runtime: rt, drainCh: make(chan struct{}), metrics: metrics.New()}
+	g := &Gateway{path: path, log: log, runtime: rt, drainCh: make(chan struct{}), metrics: metrics.New(cfg.Server.Listen)}
 	g.proxy = &proxy.Handler{
 		TrustedProxies: cfg.Server.TrustedProxies,
 		Log:            log,
 		AccessLog:      cfg.Log.AccessLog,
 		Observer:       g.metrics,
+		Limit: overload.New(overload.Options{Limit: cfg.Server.MaxConcurrentRequests,
+			QueueSize: cfg.Server.Queue.Size, QueueTimeout: cfg.Server.Queue.Timeout}),
+	}
+	if err := g.proxy.SetAccessLog(cfg.Log.AccessFields, cfg.Log.AccessSample2xx); err != nil {
+		Retire(rt, &Runtime{})
+		return nil, err
+	}
+	if t := cfg.Tracing; t.Enabled {
+		if g.spans, err = tracing.NewExporter(tracing.Options{Endpoint: t.Endpoint, SampleRatio: t.SampleRatio,
+			ServiceName: t.ServiceName, BatchTimeout: t.BatchTimeout}); err != nil {
+			Retire(rt, &Runtime{})
+			return nil, fmt.Errorf("tracing: %w", err)
+		}
+		g.proxy.Spans = g.spans
 	}
 	g.proxy.SetTable(rt.Table)
 	sopt := server.Options{
@@ -96,11 +113,21 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 		Retire(rt, &Runtime{})
 		return nil, fmt.Errorf("server.listen %s: %w", cfg.Server.Listen, err)
 	}
+	live := &metrics.Live{
+		Clusters:    func() []*cluster.Cluster { return g.Runtime().ClusterList() },
+		DrainPhase:  func() int { return int(g.drainer.Phase()) },
+		Listener:    cfg.Server.Listen,
+		Server:      g.server,
+		Global:      g.proxy.Limit,
+		RouteLimits: func() map[string]*overload.Limiter { return g.Runtime().RouteLimiters() },
+	}
 	g.admin = &admin.Admin{
-		Routes:   g.routesJSON,
-		Drain:    g.Drain,
-		Reload:   g.Reload,
-		Gatherer: g.metrics.Registry,
+		Routes:                   g.routesJSON,
+		Drain:                    g.Drain,
+		Reload:                   g.Reload,
+		Gatherer:                 g.metrics.Registry,
+		Saturation:               live.Saturation,
+		ReadySaturationThreshold: cfg.Admin.ReadySaturationThreshold,
 	}
 	g.drainer = &server.Drainer{
 		Delay:      cfg.Drain.Delay,
@@ -111,15 +138,7 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 		GoAway:     g.proxy.GoAway,
 		Log:        log,
 	}
-	g.metrics.Registry.MustRegister(&metrics.Live{
-		Clusters:   func() []*cluster.Cluster { return g.Runtime().ClusterList() },
-		DrainPhase: func() int { return int(g.drainer.Phase()) },
-		Downstream: func() (int, int, uint64, uint64) {
-			open, idle := g.server.Counts()
-			return open, idle, g.server.Accepted.Load(), g.server.Closed.Load()
-		},
-		Refused: g.server.Refused.Load,
-	})
+	g.metrics.Registry.MustRegister(live)
 	if cfg.Admin.Listen != "" {
 		g.adminLn, err = net.Listen("tcp", cfg.Admin.Listen)
 		if err != nil {
@@ -226,6 +245,11 @@ func (g *Gateway) Stop(force context.Context) string {
 		g.adminSv.Close()
 	}
 	Retire(g.Runtime(), &Runtime{})
+	if g.spans != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		g.spans.Shutdown(ctx) // sends the spans not sent yet
+		cancel()
+	}
 	return summary
 }
 

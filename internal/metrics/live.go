@@ -1,21 +1,29 @@
 package metrics
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-gw/sluice/internal/cluster"
+	"github.com/sluice-gw/sluice/internal/overload"
 	"github.com/sluice-gw/sluice/internal/pool"
+	"github.com/sluice-gw/sluice/internal/server"
 )
 
 // Live reads the counters of live objects at scrape time.
 type Live struct {
 	Clusters   func() []*cluster.Cluster
 	DrainPhase func() int
-	Downstream func() (open, idle int, accepted, closed uint64)
-	// Refused counts connections refused over server.max_connections.
-	Refused func() uint64
+	// Listener is the proxy listener's address (the listener label).
+	Listener string
+	// Server is the proxy listener.
+	Server *server.Server
+	// Global is the gateway-wide concurrency limit; RouteLimits the routes'.
+	Global      *overload.Limiter
+	RouteLimits func() map[string]*overload.Limiter
 }
 
 var (
@@ -35,17 +43,30 @@ var (
 	descFailures    = prometheus.NewDesc("sluice_upstream_failures_total", "Failed tries, by how far the request got (stage).", []string{"upstream", "stage", "sent"}, nil)
 	descActive      = prometheus.NewDesc("sluice_upstream_requests_in_flight", "Requests in flight to the upstream.", []string{"upstream"}, nil)
 	descDrain       = prometheus.NewDesc("sluice_drain_phase", "Drain phase: 0 serving, 1 not ready, 2 closing, 3 finishing, 4 done.", nil, nil)
-	descDownOpen    = prometheus.NewDesc("sluice_downstream_connections", "Client connections by state (open, idle).", []string{"state"}, nil)
-	descDownAccept  = prometheus.NewDesc("sluice_downstream_connections_accepted_total", "Client connections accepted.", nil, nil)
-	descDownClosed  = prometheus.NewDesc("sluice_downstream_connections_closed_total", "Client connections closed.", nil, nil)
-	descDownRefused = prometheus.NewDesc("sluice_downstream_connections_refused_total", "Client connections refused at once because server.max_connections were open.", nil, nil)
+	descDownOpen    = prometheus.NewDesc("sluice_downstream_connections", "Client connections by state (open, idle).", []string{"listener", "state"}, nil)
+	descDownAccept  = prometheus.NewDesc("sluice_downstream_connections_accepted_total", "Client connections accepted.", []string{"listener"}, nil)
+	descDownClosed  = prometheus.NewDesc("sluice_downstream_connections_closed_total", "Client connections closed, by reason.", []string{"listener", "reason"}, nil)
+	descDownRefused = prometheus.NewDesc("sluice_downstream_connections_refused_total", "Client connections refused at once because server.max_connections were open.", []string{"listener"}, nil)
+	descTLSErrors   = prometheus.NewDesc("sluice_downstream_tls_handshake_errors_total", "TLS handshakes with clients that failed.", []string{"listener"}, nil)
+
+	limitLabels     = []string{"scope", "route"}
+	descLimit       = prometheus.NewDesc("sluice_concurrency_limit", "Current concurrency limit (fixed, or the adaptive limit's value); scope global or route.", limitLabels, nil)
+	descLimInflight = prometheus.NewDesc("sluice_concurrency_in_flight", "Requests holding a slot of the limit.", limitLabels, nil)
+	descLimSat      = prometheus.NewDesc("sluice_concurrency_saturation", "In-flight ÷ limit of the limit (1 = every slot taken).", limitLabels, nil)
+	descLimQueue    = prometheus.NewDesc("sluice_concurrency_queue_length", "Requests waiting in the limit's queue.", limitLabels, nil)
+	descLimWaits    = prometheus.NewDesc("sluice_concurrency_queue_waits_total", "Requests that waited in the limit's queue.", limitLabels, nil)
+	descLimWait     = prometheus.NewDesc("sluice_concurrency_queue_wait_seconds_total", "Total time requests waited in the limit's queue.", limitLabels, nil)
+	descLimAdmit    = prometheus.NewDesc("sluice_concurrency_admitted_total", "Requests given a slot of the limit.", limitLabels, nil)
+	descLimShed     = prometheus.NewDesc("sluice_concurrency_shed_total", "Requests shed with 503 overloaded, by cause (limit: refused at once; queue_timeout: waited in vain).", []string{"scope", "route", "cause"}, nil)
+	descSaturation  = prometheus.NewDesc("sluice_saturation", "The gateway's saturation: the highest in-flight ÷ limit of its global and route limits (0 without limits). What autoscalers and admin.ready_saturation_threshold use.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (l *Live) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConns, descOpened, descReused, descClosed, descWindow, descPoolWait, descPoolWaited,
 		descEPInflight, descEPState, descEjections, descRetries, descRetryOut, descBudget, descFailures, descActive,
-		descDrain, descDownOpen, descDownAccept, descDownClosed, descDownRefused} {
+		descDrain, descDownOpen, descDownAccept, descDownClosed, descDownRefused, descTLSErrors,
+		descLimit, descLimInflight, descLimSat, descLimQueue, descLimWaits, descLimWait, descLimAdmit, descLimShed, descSaturation} {
 		ch <- d
 	}
 }
@@ -114,14 +135,52 @@ func (l *Live) Collect(ch chan<- prometheus.Metric) {
 	if l.DrainPhase != nil {
 		gauge(descDrain, float64(l.DrainPhase()))
 	}
-	if l.Downstream != nil {
-		open, idle, acc, closed := l.Downstream()
-		gauge(descDownOpen, float64(open), "open")
-		gauge(descDownOpen, float64(idle), "idle")
-		counter(descDownAccept, float64(acc))
-		counter(descDownClosed, float64(closed))
+	if srv := l.Server; srv != nil {
+		ln := l.Listener
+		open, idle := srv.Counts()
+		gauge(descDownOpen, float64(open), ln, "open")
+		gauge(descDownOpen, float64(idle), ln, "idle")
+		counter(descDownAccept, float64(srv.Accepted.Load()), ln)
+		for _, r := range server.CloseReasons() {
+			counter(descDownClosed, float64(srv.ClosedBy[r].Load()), ln, r.String())
+		}
+		counter(descDownRefused, float64(srv.Refused.Load()), ln)
+		counter(descTLSErrors, float64(srv.TLSHandshakeErrors.Load()), ln)
 	}
-	if l.Refused != nil {
-		counter(descDownRefused, float64(l.Refused()))
+	sat := 0.0
+	limit := func(scope, route string, lim *overload.Limiter) {
+		s := lim.Stats()
+		gauge(descLimit, float64(s.Limit), scope, route)
+		gauge(descLimInflight, float64(s.InFlight), scope, route)
+		v := lim.Saturation()
+		sat = max(sat, v)
+		gauge(descLimSat, v, scope, route)
+		gauge(descLimQueue, float64(s.Queued), scope, route)
+		counter(descLimWaits, float64(s.Waits), scope, route)
+		counter(descLimWait, s.WaitTime.Seconds(), scope, route)
+		counter(descLimAdmit, float64(s.Admitted), scope, route)
+		counter(descLimShed, float64(s.ShedLimit), scope, route, "limit")
+		counter(descLimShed, float64(s.ShedTimeout), scope, route, "queue_timeout")
 	}
+	if l.Global != nil {
+		limit("global", "", l.Global)
+	}
+	if l.RouteLimits != nil {
+		m := l.RouteLimits()
+		for _, id := range slices.Sorted(maps.Keys(m)) {
+			limit("route", id, m[id])
+		}
+	}
+	gauge(descSaturation, sat)
+}
+
+// Saturation is the value of sluice_saturation, for readiness.
+func (l *Live) Saturation() float64 {
+	sat := l.Global.Saturation()
+	if l.RouteLimits != nil {
+		for _, lim := range l.RouteLimits() {
+			sat = max(sat, lim.Saturation())
+		}
+	}
+	return sat
 }

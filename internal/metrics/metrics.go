@@ -23,10 +23,14 @@ type Metrics struct {
 	bytesIn  *prometheus.CounterVec
 	bytesOut *prometheus.CounterVec
 	inflight prometheus.Gauge
+	protocol *prometheus.CounterVec
+	h1       prometheus.Counter // protocol's HTTP/1.1 child, looked up once
+	listener string
 }
 
-// New returns metrics registered in a new registry, with Go and process collectors.
-func New() *Metrics {
+// New returns metrics registered in a new registry, with Go and process
+// collectors. listener labels the downstream request counter.
+func New(listener string) *Metrics {
 	r := prometheus.NewRegistry()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := &Metrics{
@@ -55,8 +59,14 @@ func New() *Metrics {
 			Name: "sluice_requests_in_flight",
 			Help: "Requests being served.",
 		}),
+		protocol: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_downstream_requests_total",
+			Help: "Requests received from clients, by listener and protocol (HTTP/1.1, HTTP/2.0).",
+		}, []string{"listener", "protocol"}),
 	}
-	r.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inflight)
+	r.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inflight, m.protocol)
+	m.listener = listener
+	m.h1 = m.protocol.WithLabelValues(listener, "HTTP/1.1")
 	return m
 }
 
@@ -76,6 +86,11 @@ func class(status int) string {
 func (m *Metrics) Observe(ex *exchange.Exchange, method, path string, status int, reqBytes, respBytes int64, d time.Duration) {
 	m.inflight.Dec()
 	route := ex.RouteID
+	if ex.Proto == "HTTP/1.1" {
+		m.h1.Inc()
+	} else {
+		m.protocol.WithLabelValues(m.listener, ex.Proto).Inc()
+	}
 	m.requests.WithLabelValues(route, ex.Upstream, class(status), ex.Reason).Inc()
 	m.duration.WithLabelValues(route, ex.Upstream).Observe(d.Seconds())
 	if reqBytes > 0 {

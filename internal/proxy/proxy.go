@@ -22,7 +22,9 @@ import (
 
 	"github.com/sluice-gw/sluice/internal/cluster"
 	"github.com/sluice-gw/sluice/internal/exchange"
+	"github.com/sluice-gw/sluice/internal/overload"
 	"github.com/sluice-gw/sluice/internal/route"
+	"github.com/sluice-gw/sluice/internal/tracing"
 )
 
 // Route is what the proxy needs of a matched route.
@@ -33,6 +35,8 @@ type Route struct {
 	Chain http.RoundTripper
 	// MaxBodySize caps the request body (413 beyond). 0 = no cap.
 	MaxBodySize int64
+	// Limit bounds the route's requests in flight; nil = no limit.
+	Limit *overload.Limiter
 }
 
 // Table is one immutable routing snapshot: a reload builds a new one and
@@ -70,9 +74,24 @@ type Handler struct {
 	// KeepAlive, when set, is sent as the Keep-Alive header of HTTP/1.1
 	// responses ("timeout=75"): the listener's idle timeout.
 	KeepAlive string
+	// Limit bounds the gateway's requests in flight; nil = no limit. It is
+	// taken after the route's, so a route at its limit sheds without
+	// holding a global slot.
+	Limit *overload.Limiter
+	// Spans, when set, records the gateway's spans (tracing export).
+	Spans SpanStarter
+	// access is the access log's fields and 2xx sampling (SetAccessLog).
+	access accessLog
 	// closing makes every response carry Connection: close (drain).
 	closing atomic.Bool
 	ups     upgrades
+}
+
+// SpanStarter starts the gateway's span of a request whose ex.Trace holds
+// the client's context; it may replace the span id and sampling flag, and
+// returns the func that ends the span.
+type SpanStarter interface {
+	Start(ex *exchange.Exchange, method string) (end func(status int))
 }
 
 // SetTable swaps in a new routing snapshot.
@@ -87,11 +106,12 @@ func (h *Handler) SetClosing(c bool) { h.closing.Store(c) }
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Not pooled: the request's context carries ex, and contexts can outlive
 	// the handler (an HTTP/2 stream's writer, a context.AfterFunc).
-	ex := &exchange.Exchange{Start: time.Now(), Host: r.Host}
+	ex := &exchange.Exchange{Start: time.Now(), Host: r.Host, Proto: r.Proto}
 	cw := &countingWriter{ResponseWriter: w}
 	if h.Observer != nil {
 		h.Observer.Begin()
 	}
+	end := h.identify(w, r, ex)
 	status, reqBytes := h.serve(cw, r, ex)
 	if status == 0 {
 		status = cw.status
@@ -99,7 +119,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.Observer != nil {
 		h.Observer.Observe(ex, r.Method, r.URL.Path, status, reqBytes, cw.n, time.Since(ex.Start))
 	}
-	if h.AccessLog && h.Log != nil {
+	if end != nil {
+		end(status)
+	}
+	if h.AccessLog && h.Log != nil && h.access.keep(status) {
 		h.logAccess(r, ex, status, reqBytes, cw.n)
 	}
 	if cw.cut {
@@ -107,6 +130,37 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// truncated body off as whole.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// identify gives the request its id (the client's X-Request-Id, or a new
+// one) and its trace context, and sets both on the request, so that they go
+// upstream, and the id on the response. It returns the end of the span
+// when spans are recorded.
+func (h *Handler) identify(w http.ResponseWriter, r *http.Request, ex *exchange.Exchange) (end func(int)) {
+	hd := r.Header
+	if v := hd["X-Request-Id"]; len(v) > 0 && v[0] != "" {
+		ex.RequestID = v[0]
+	} else {
+		ex.RequestID = tracing.NewRequestID()
+		hd["X-Request-Id"] = []string{ex.RequestID}
+	}
+	w.Header()["X-Request-Id"] = []string{ex.RequestID}
+	var tp, ts string
+	if v := hd["Traceparent"]; len(v) == 1 {
+		tp = v[0]
+	}
+	if v := hd["Tracestate"]; len(v) > 0 {
+		ts = strings.Join(v, ",")
+	}
+	tracing.Begin(&ex.Trace, tp, ts)
+	if h.Spans != nil {
+		end = h.Spans.Start(ex, r.Method)
+	}
+	hd["Traceparent"] = []string{tracing.Traceparent(&ex.Trace)}
+	if ex.Trace.State == "" {
+		delete(hd, "Tracestate") // it belonged to a malformed traceparent
+	}
+	return end
 }
 
 // serve returns the status when the gateway answered itself.
@@ -128,6 +182,19 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 	rt := t.Routes[i]
 	ex.RouteID = rt.ID
 	ex.Upstream = rt.Upstream
+	if err := rt.Limit.Acquire(r.Context()); err != nil {
+		return h.shed(w, ex, err), 0
+	}
+	if err := h.Limit.Acquire(r.Context()); err != nil {
+		rt.Limit.Release(0, false)
+		return h.shed(w, ex, err), 0
+	}
+	var latency time.Duration
+	sampled := false
+	defer func() {
+		h.Limit.Release(latency, sampled)
+		rt.Limit.Release(latency, sampled)
+	}()
 	for j := 0; j < in.Vars.Len(); j++ {
 		n, v := in.Vars.At(j)
 		ex.Vars = append(ex.Vars, exchange.Var{Name: n, Value: v})
@@ -181,7 +248,9 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 		out.Header["User-Agent"] = nil // Request.Write adds Go's own otherwise
 	}
 
+	sent := time.Now()
 	resp, err := rt.Chain.RoundTrip(out)
+	latency, sampled = time.Since(sent), r.Context().Err() == nil
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -307,6 +376,16 @@ func (h *Handler) switchProtocols(w *countingWriter, r *http.Request, resp *http
 	return http.StatusSwitchingProtocols
 }
 
+// shed answers a request refused by a concurrency limit: a fast 503 with
+// Retry-After, or 499 when the client left while it waited.
+func (h *Handler) shed(w *countingWriter, ex *exchange.Exchange, err error) int {
+	if !errors.Is(err, overload.ErrLimit) && !errors.Is(err, overload.ErrQueueTimeout) {
+		return h.fail(w, ex, &exchange.Error{Status: 499, Reason: exchange.ClientCanceled, Err: err})
+	}
+	w.Header().Set("Retry-After", "1")
+	return h.fail(w, ex, &exchange.Error{Status: http.StatusServiceUnavailable, Reason: exchange.Overloaded, Err: err})
+}
+
 // fail answers with the gateway's own error response and returns its status.
 func (h *Handler) fail(w *countingWriter, ex *exchange.Exchange, err error) int {
 	var ge *exchange.Error
@@ -340,23 +419,6 @@ func (h *Handler) fail(w *countingWriter, ex *exchange.Exchange, err error) int 
 			slog.String("reason", ge.Reason), slog.String("error", ge.Error()))
 	}
 	return ge.Status
-}
-
-func (h *Handler) logAccess(r *http.Request, ex *exchange.Exchange, status int, reqBytes, respBytes int64) {
-	h.Log.LogAttrs(r.Context(), slog.LevelInfo, "access",
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
-		slog.String("route", ex.RouteID),
-		slog.String("upstream", ex.Upstream),
-		slog.String("endpoint", ex.Endpoint),
-		slog.Int("status", status),
-		slog.String("reason", ex.Reason),
-		slog.Int("attempts", ex.Attempts),
-		slog.Duration("duration", time.Since(ex.Start)),
-		slog.Int64("bytes_in", reqBytes),
-		slog.Int64("bytes_out", respBytes),
-		slog.String("client", ex.Client.String()),
-	)
 }
 
 // countingWriter counts the body bytes written and remembers the status.

@@ -5,9 +5,11 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -48,12 +50,51 @@ type Server struct {
 	conns map[net.Conn]*connInfo
 
 	Accepted, Closed, Refused atomic.Uint64
-	open                      atomic.Int64
+	// ClosedBy counts closed connections by CloseReason.
+	ClosedBy [numCloseReasons]atomic.Uint64
+	// TLSHandshakeErrors counts TLS handshakes that failed.
+	TLSHandshakeErrors atomic.Uint64
+	open               atomic.Int64
+}
+
+// CloseReason is why a client connection ended, as far as the server can tell.
+type CloseReason int
+
+const (
+	// ClosedIdle: closed while idle between requests (idle timeout, the
+	// client closed its keep-alive connection, or shutdown).
+	ClosedIdle CloseReason = iota
+	// ClosedAfterRequest: closed while or right after serving a request
+	// (Connection: close from either side, a write or read error).
+	ClosedAfterRequest
+	// ClosedNoRequest: closed before a first request was read (client left,
+	// header timeout, failed TLS handshake).
+	ClosedNoRequest
+	// ClosedUpgraded: taken over by an upgrade (WebSocket), then closed by the proxy.
+	ClosedUpgraded
+	// ClosedDrain: closed by the drain while idle.
+	ClosedDrain
+	numCloseReasons
+)
+
+var closeReasonNames = [numCloseReasons]string{"idle", "after_request", "no_request", "upgraded", "drain"}
+
+func (r CloseReason) String() string { return closeReasonNames[r] }
+
+// CloseReasons lists every CloseReason.
+func CloseReasons() []CloseReason {
+	out := make([]CloseReason, numCloseReasons)
+	for i := range out {
+		out[i] = CloseReason(i)
+	}
+	return out
 }
 
 type connInfo struct {
 	state     http.ConnState
 	idleSince time.Time
+	served    bool // a request was read
+	drained   bool // the drain closed it
 }
 
 // Listen binds the listener; Serve runs it.
@@ -80,7 +121,7 @@ func Listen(opt Options, h http.Handler, log *slog.Logger) (*Server, error) {
 		IdleTimeout:       opt.IdleTimeout,
 		MaxHeaderBytes:    opt.MaxHeaderBytes,
 		ConnState:         s.connState,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ErrorLog:          stdlog.New(&errorLog{s: s, log: log}, "", 0),
 	}
 	return s, nil
 }
@@ -110,13 +151,28 @@ func (s *Server) connState(c net.Conn, st http.ConnState) {
 		s.Accepted.Add(1)
 		s.conns[c] = &connInfo{state: st}
 	case http.StateHijacked, http.StateClosed:
-		if _, ok := s.conns[c]; ok {
+		if ci, ok := s.conns[c]; ok {
 			delete(s.conns, c)
 			s.Closed.Add(1)
+			why := ClosedAfterRequest
+			switch {
+			case st == http.StateHijacked:
+				why = ClosedUpgraded
+			case ci.drained:
+				why = ClosedDrain
+			case ci.state == http.StateIdle:
+				why = ClosedIdle
+			case !ci.served:
+				why = ClosedNoRequest
+			}
+			s.ClosedBy[why].Add(1)
 		}
 	default:
 		if ci := s.conns[c]; ci != nil {
 			ci.state = st
+			if st == http.StateActive {
+				ci.served = true
+			}
 			if st == http.StateIdle {
 				ci.idleSince = time.Now()
 			}
@@ -146,6 +202,7 @@ func (s *Server) CloseIdleSince(t time.Time, grace time.Duration) int {
 	s.mu.Lock()
 	for c, ci := range s.conns {
 		if ci.state == http.StateIdle && ci.idleSince.Before(t) && now.Sub(ci.idleSince) >= grace {
+			ci.drained = true
 			idle = append(idle, c)
 		}
 	}
@@ -164,6 +221,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.srv.Close()
 	}
 	return err
+}
+
+// errorLog is the http.Server's error log: it counts failed TLS handshakes
+// and passes every line on to the debug log.
+type errorLog struct {
+	s   *Server
+	log *slog.Logger
+}
+
+func (e *errorLog) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("TLS handshake error")) {
+		e.s.TLSHandshakeErrors.Add(1)
+	}
+	e.log.Debug(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
 }
 
 // limitListener refuses connections beyond MaxConnections by closing them

@@ -40,9 +40,17 @@ type Option func(*options)
 
 type options struct {
 	server     string
+	admin      string
+	logLines   string
 	log        io.Writer
 	drainDelay time.Duration
 }
+
+// WithAdmin adds YAML lines to the admin block, e.g. "ready_saturation_threshold: 0.9".
+func WithAdmin(lines string) Option { return func(o *options) { o.admin = lines } }
+
+// WithLogConfig adds YAML lines to the log block, e.g. "access_sample_2xx: 0".
+func WithLogConfig(lines string) Option { return func(o *options) { o.logLines = lines } }
 
 // WithServer adds YAML lines to the server block, e.g. "trusted_proxies: [127.0.0.1/32]".
 func WithServer(lines string) Option { return func(o *options) { o.server = lines } }
@@ -75,6 +83,8 @@ func TryStart(body string, opts ...Option) (*gateway.Gateway, error) {
 		f(&o)
 	}
 	yaml := Header(o.server, o.drainDelay) + Dedent(body)
+	yaml = strings.Replace(yaml, "admin:\n  listen: 127.0.0.1:0\n", "admin:\n  listen: 127.0.0.1:0\n"+indent(o.admin), 1)
+	yaml = strings.Replace(yaml, "log:\n  access_log: true\n", "log:\n  access_log: true\n"+indent(o.logLines), 1)
 	cfg, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {
 		return nil, err
@@ -102,6 +112,17 @@ func Header(serverLines string, drainDelay time.Duration) string {
 	b.WriteString("admin:\n  listen: 127.0.0.1:0\n")
 	b.WriteString("log:\n  access_log: true\n")
 	b.WriteString("drain:\n  delay: " + drainDelay.String() + "\n  timeout: 1s\n")
+	return b.String()
+}
+
+// indent indents each non-empty line of lines by two spaces.
+func indent(lines string) string {
+	var b strings.Builder
+	for l := range strings.SplitSeq(strings.TrimSpace(Dedent(lines)), "\n") {
+		if l != "" {
+			b.WriteString("  " + l + "\n")
+		}
+	}
 	return b.String()
 }
 

@@ -33,6 +33,7 @@ var (
 	descClosed      = prometheus.NewDesc("sluice_upstream_connections_closed_total", "Upstream connections closed, by reason.", []string{"upstream", "endpoint", "reason"}, nil)
 	descWindow      = prometheus.NewDesc("sluice_upstream_keepalive_window_seconds", "Idle age up to which connections to the endpoint are reused now (learned or advertised).", []string{"upstream", "endpoint"}, nil)
 	descPoolWait    = prometheus.NewDesc("sluice_upstream_pool_wait_seconds_total", "Time requests spent waiting for a connection (max_connections).", []string{"upstream", "endpoint"}, nil)
+	descPoolWaiting = prometheus.NewDesc("sluice_upstream_pool_waiting", "Requests waiting for a connection to the endpoint now (pool.max_connections reached).", []string{"upstream", "endpoint"}, nil)
 	descPoolWaited  = prometheus.NewDesc("sluice_upstream_pool_waits_total", "Requests that waited for a connection.", []string{"upstream", "endpoint"}, nil)
 	descEPInflight  = prometheus.NewDesc("sluice_upstream_endpoint_requests_in_flight", "Requests in flight to the endpoint.", []string{"upstream", "endpoint"}, nil)
 	descEPState     = prometheus.NewDesc("sluice_upstream_endpoint_state", "1 for the endpoint's current state (ready, draining, ejected, unhealthy).", []string{"upstream", "endpoint", "state"}, nil)
@@ -63,7 +64,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (l *Live) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConns, descOpened, descReused, descClosed, descWindow, descPoolWait, descPoolWaited,
+	for _, d := range []*prometheus.Desc{descConns, descOpened, descReused, descClosed, descWindow, descPoolWait, descPoolWaited, descPoolWaiting,
 		descEPInflight, descEPState, descEjections, descRetries, descRetryOut, descBudget, descFailures, descActive,
 		descDrain, descDownOpen, descDownAccept, descDownClosed, descDownRefused, descTLSErrors,
 		descLimit, descLimInflight, descLimSat, descLimQueue, descLimWaits, descLimWait, descLimAdmit, descLimShed, descSaturation} {
@@ -102,6 +103,7 @@ func (l *Live) Collect(ch chan<- prometheus.Metric) {
 				gauge(descWindow, s.Window.Seconds(), u, e.Addr)
 				counter(descPoolWait, float64(s.WaitNanos)/1e9, u, e.Addr)
 				counter(descPoolWaited, float64(s.Waited), u, e.Addr)
+				gauge(descPoolWaiting, float64(s.Waiting), u, e.Addr)
 				gauge(descEPInflight, float64(e.InFlight()), u, e.Addr)
 				state := "ready"
 				switch {

@@ -92,6 +92,7 @@ type Stats struct {
 	Closed             [numReasons]uint64
 	Waited             uint64 // requests that waited for a connection (MaxConnections)
 	WaitNanos          uint64
+	Waiting            int64 // requests waiting for a connection now (HTTP/1)
 	// Window is the idle age up to which connections are reused now.
 	Window time.Duration
 }
@@ -566,6 +567,7 @@ func (p *Pool) Stats() Stats {
 		p.mu.Lock()
 		s.Open = int64(p.open)
 		s.Idle = int64(len(p.idle))
+		s.Waiting = int64(len(p.waiters))
 		s.Window = p.ka.window(p.opt.MaxIdleTime)
 		p.mu.Unlock()
 	}

@@ -174,7 +174,9 @@ func TestMetricsDoc(t *testing.T) {
 	// A route at its limit: one request waits in vain, one is refused at once.
 	wg.Add(1)
 	go func() { defer wg.Done(); gatewaytest.Get(t, g, "/held/x") }()
-	gatewaytest.Eventually(2*time.Second, func() bool { return strings.Contains(adminBody(t, g), `sluice_concurrency_in_flight{route="held",scope="route"} 1`) })
+	gatewaytest.Eventually(2*time.Second, func() bool {
+		return strings.Contains(adminBody(t, g), `sluice_concurrency_in_flight{route="held",scope="route"} 1`)
+	})
 	var shed sync.WaitGroup
 	for range 2 {
 		shed.Add(1)

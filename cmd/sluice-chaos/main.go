@@ -4,7 +4,7 @@
 //	sluice-chaos run --proxy baseline
 //	sluice-chaos run --proxy sluice --sluice-bin ./sluice --scenario 1,6,7
 //	sluice-chaos run --all-proxies --sluice-bin ./sluice
-//	sluice-chaos run --proxy sluice-inproc     (Sluice in this process: also scenarios 8 and 9)
+//	sluice-chaos run --proxy sluice-inproc     (Sluice in this process: also scenarios 8, 9 and 16)
 //
 // Backends that must be SIGTERMed or SIGKILLed run as processes of this
 // same binary (see chaos.RunBackendIfChild).

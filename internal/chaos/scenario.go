@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,7 +22,7 @@ type Scenario struct {
 	run  func(e *Env, p Proxy) (*Result, error)
 }
 
-// Scenarios returns scenarios 1–11 in order.
+// Scenarios returns the scenarios in order: 1–11 and 16.
 func Scenarios() []Scenario {
 	return []Scenario{
 		{1, "keep-alive boundary race", keepAliveRace},
@@ -35,6 +36,7 @@ func Scenarios() []Scenario {
 		{9, "HTTP/2 GOAWAY", h2GoAway},
 		{10, "scale-out 2→6", scaleOut},
 		{11, "silent middlebox", silentMiddlebox},
+		{16, "slow backend, adaptive limit", slowBackend},
 	}
 }
 
@@ -47,10 +49,15 @@ func SelectScenarios(list string) ([]Scenario, error) {
 	var out []Scenario
 	for _, f := range strings.Split(list, ",") {
 		id, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || id < 1 || id > len(all) {
-			return nil, fmt.Errorf("no scenario %q (want 1–%d)", f, len(all))
+		i := slices.IndexFunc(all, func(s Scenario) bool { return s.ID == id })
+		if err != nil || i < 0 {
+			ids := make([]string, len(all))
+			for j, s := range all {
+				ids[j] = strconv.Itoa(s.ID)
+			}
+			return nil, fmt.Errorf("no scenario %q (want one of %s)", f, strings.Join(ids, ","))
 		}
-		out = append(out, all[id-1])
+		out = append(out, all[i])
 	}
 	return out, nil
 }

@@ -30,14 +30,37 @@ type Sluice struct {
 func (p *Sluice) Name() string { return "sluice-inproc" }
 
 func (p *Sluice) Start(ctx context.Context, upstreams []string) (string, func(), error) {
-	return p.start(upstreams, "")
+	return p.start(upstreams, "", "")
 }
 
 func (p *Sluice) StartH2C(ctx context.Context, upstreams []string) (string, func(), error) {
-	return p.start(upstreams, "h2c")
+	return p.start(upstreams, "h2c", "")
 }
 
-func (p *Sluice) start(upstreams []string, protocol string) (string, func(), error) {
+// StartAdaptive runs Sluice with an adaptive concurrency limit on the route
+// (scenario 16). The baseline's half-life is 5s instead of the default 30s,
+// so that a scaled-down slow phase is long enough to show the limit growing
+// back off its floor while the latency stays high.
+func (p *Sluice) StartAdaptive(ctx context.Context, upstreams []string) (string, func(), error) {
+	return p.start(upstreams, "", fmt.Sprintf("    adaptive_concurrency: {min_limit: %d, max_limit: 500, initial_limit: 20, baseline_half_life: 5s}\n", chaos.AdaptiveFloor))
+}
+
+// ConcurrencyLimit returns the route's current limit.
+func (p *Sluice) ConcurrencyLimit(addr string) (int, bool) {
+	p.mu.Lock()
+	g := p.running[addr]
+	p.mu.Unlock()
+	if g == nil {
+		return 0, false
+	}
+	l := g.Runtime().RouteLimiters()["all"]
+	if l == nil {
+		return 0, false
+	}
+	return l.Limit(), true
+}
+
+func (p *Sluice) start(upstreams []string, protocol, routeExtra string) (string, func(), error) {
 	var b strings.Builder
 	b.WriteString("server: {listen: \"127.0.0.1:0\"}\nadmin: {listen: \"127.0.0.1:0\"}\n")
 	b.WriteString("drain: {delay: 0s, timeout: 5s}\nupstreams:\n  backend:\n")
@@ -55,6 +78,7 @@ func (p *Sluice) start(upstreams []string, protocol string) (string, func(), err
 		fmt.Fprintf(&b, "%q", u)
 	}
 	b.WriteString("]\nroutes:\n  - id: all\n    uri: lb://backend\n    predicates: [\"Path=/**\"]\n")
+	b.WriteString(routeExtra)
 	cfg, err := config.Parse("scenario.yaml", []byte(b.String()))
 	if err != nil {
 		return "", nil, err

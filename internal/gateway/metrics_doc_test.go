@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bufio"
 	"crypto/tls"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -277,5 +278,44 @@ func TestTLSHandshakeErrorsCounted(t *testing.T) {
 		return f != nil && f.sum >= 2
 	}) {
 		t.Fatalf("handshake errors not counted:\n%s", grepLines(adminBody(t, g), "tls_handshake"))
+	}
+}
+
+// TestDashboardUsesDocumentedMetrics: every sluice_ metric the Grafana
+// dashboard queries is in docs/metrics.md, and every documented one is shown.
+func TestDashboardUsesDocumentedMetrics(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/grafana/sluice.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Targets []struct{ Expr string } `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("deploy/grafana/sluice.json: %v", err)
+	}
+	documented := map[string]bool{}
+	for _, d := range docMetrics(t) {
+		documented[d.name] = true
+	}
+	used := map[string]bool{}
+	name := regexp.MustCompile(`sluice_[a-z0-9_]+`)
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, n := range name.FindAllString(tg.Expr, -1) {
+				n = strings.TrimSuffix(n, "_bucket")
+				used[n] = true
+				if !documented[n] {
+					t.Errorf("the dashboard queries %s, which docs/metrics.md does not list", n)
+				}
+			}
+		}
+	}
+	for n := range documented {
+		if !used[n] {
+			t.Errorf("%s is not on the dashboard", n)
+		}
 	}
 }

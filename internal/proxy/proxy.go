@@ -138,13 +138,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // when spans are recorded.
 func (h *Handler) identify(w http.ResponseWriter, r *http.Request, ex *exchange.Exchange) (end func(int)) {
 	hd := r.Header
-	if v := hd["X-Request-Id"]; len(v) > 0 && v[0] != "" {
-		ex.RequestID = v[0]
-	} else {
-		ex.RequestID = tracing.NewRequestID()
-		hd["X-Request-Id"] = []string{ex.RequestID}
-	}
-	w.Header()["X-Request-Id"] = []string{ex.RequestID}
 	var tp, ts string
 	if v := hd["Traceparent"]; len(v) == 1 {
 		tp = v[0]
@@ -156,7 +149,19 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request, ex *exchange.
 	if h.Spans != nil {
 		end = h.Spans.Start(ex, r.Method)
 	}
-	hd["Traceparent"] = []string{tracing.Traceparent(&ex.Trace)}
+	// One allocation for the header values, one for the strings.
+	vals := make([]string, 3)
+	if v := hd["X-Request-Id"]; len(v) > 0 && v[0] != "" {
+		ex.RequestID = v[0]
+		vals[2] = tracing.Traceparent(&ex.Trace)
+	} else {
+		ex.RequestID, vals[2] = tracing.NewRequestIDAndTraceparent(&ex.Trace)
+		vals[0] = ex.RequestID
+		hd["X-Request-Id"] = vals[0:1:1]
+	}
+	vals[1] = ex.RequestID
+	w.Header()["X-Request-Id"] = vals[1:2:2]
+	hd["Traceparent"] = vals[2:3:3]
 	if ex.Trace.State == "" {
 		delete(hd, "Tracestate") // it belonged to a malformed traceparent
 	}

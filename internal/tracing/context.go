@@ -96,13 +96,29 @@ func putRandom(b []byte) {
 // as the parent.
 func Traceparent(t *exchange.Trace) string {
 	var b [55]byte
+	putTraceparent(b[:], t)
+	return string(b[:])
+}
+
+func putTraceparent(b []byte, t *exchange.Trace) {
 	b[0], b[1], b[2] = '0', '0', '-'
 	hex.Encode(b[3:35], t.TraceID[:])
 	b[35] = '-'
 	hex.Encode(b[36:52], t.SpanID[:])
 	b[52] = '-'
 	hex.Encode(b[53:55], []byte{t.Flags})
-	return string(b[:])
+}
+
+// NewRequestIDAndTraceparent is NewRequestID and Traceparent in one
+// allocation.
+func NewRequestIDAndTraceparent(t *exchange.Trace) (id, traceparent string) {
+	var b [32 + 55]byte
+	var r [16]byte
+	putRandom(r[:])
+	hex.Encode(b[:32], r[:])
+	putTraceparent(b[32:], t)
+	s := string(b[:])
+	return s[:32], s[32:]
 }
 
 // TraceID returns the trace id in hex (the access log's trace_id).

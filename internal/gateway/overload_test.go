@@ -3,11 +3,15 @@ package gateway_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluice-gw/sluice/internal/config"
+	"github.com/sluice-gw/sluice/internal/gateway"
 	"github.com/sluice-gw/sluice/internal/gateway/gatewaytest"
 )
 
@@ -104,5 +108,54 @@ func TestConcurrencyLimits(t *testing.T) {
 				t.Errorf("after the load: %d", resp.StatusCode)
 			}
 		})
+	}
+}
+
+// A route's limiter, with its adaptive state and counters, survives a reload
+// that leaves its settings alone, and is replaced when they change.
+func TestLimitersAcrossReload(t *testing.T) {
+	t.Parallel()
+	be := gatewaytest.NewEcho(t, "be")
+	file := filepath.Join(t.TempDir(), "sluice.yaml")
+	write := func(routes string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(gatewaytest.Header("", 0)+gatewaytest.Dedent(routes)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`
+		routes:
+		  - {id: kept, uri: "http://` + be.Addr() + `", predicates: ["Path=/k"], adaptive_concurrency: {}}
+		  - {id: changed, uri: "http://` + be.Addr() + `", predicates: ["Path=/c"], max_concurrent_requests: 5}
+		`)
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.StartConfig(file, cfg, slogDiscard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gatewaytest.Stop(g) })
+	gatewaytest.Get(t, g, "/k")
+	before := g.Runtime().RouteLimiters()
+	write(`
+		routes:
+		  - {id: kept, uri: "http://` + be.Addr() + `", predicates: ["Path=/k"], adaptive_concurrency: {}}
+		  - {id: changed, uri: "http://` + be.Addr() + `", predicates: ["Path=/c"], max_concurrent_requests: 6}
+		  - {id: none, uri: "http://` + be.Addr() + `", predicates: ["Path=/n"]}
+		`)
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	after := g.Runtime().RouteLimiters()
+	if after["kept"] != before["kept"] || after["kept"].Stats().Admitted != 1 {
+		t.Errorf("the unchanged route's limiter was replaced")
+	}
+	if after["changed"] == before["changed"] || after["changed"].Limit() != 6 {
+		t.Errorf("the changed route's limiter was kept")
+	}
+	if _, ok := after["none"]; ok {
+		t.Errorf("a route without limits got a limiter")
 	}
 }

@@ -29,8 +29,12 @@ type Exchange struct {
 	// PreserveHost asks the cluster to send the client's Host instead of the endpoint's.
 	PreserveHost bool
 
-	// RequestID is the X-Request-Id the client sent, or the one the gateway made.
-	RequestID string
+	// RequestID is the X-Request-Id the client sent, or the one the gateway
+	// made (RequestIDMade).
+	RequestID     string
+	RequestIDMade bool
+	// Traceparent is the traceparent sent upstream: Trace with the gateway's span as the parent.
+	Traceparent string
 	// Trace is the request's W3C trace context: the gateway's own span and its parent.
 	Trace Trace
 }

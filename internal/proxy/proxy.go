@@ -54,6 +54,9 @@ type Forward struct {
 }
 
 func (f *Forward) RoundTrip(r *http.Request) (*http.Response, error) {
+	if ex := exchange.From(r.Context()); ex != nil && ex.Traceparent != "" {
+		propagate(r.Header, ex)
+	}
 	return f.Cluster.Forward(r, f.Policy)
 }
 
@@ -133,9 +136,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // identify gives the request its id (the client's X-Request-Id, or a new
-// one) and its trace context, and sets both on the request, so that they go
-// upstream, and the id on the response. It returns the end of the span
-// when spans are recorded.
+// one) and its trace context, and sets the id on the response. Forward,
+// the end of the chain, sets both on the upstream request: the filters see
+// the client's headers. It returns the end of the span when spans are
+// recorded.
 func (h *Handler) identify(w http.ResponseWriter, r *http.Request, ex *exchange.Exchange) (end func(int)) {
 	hd := r.Header
 	var tp, ts string
@@ -149,23 +153,27 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request, ex *exchange.
 	if h.Spans != nil {
 		end = h.Spans.Start(ex, r.Method)
 	}
-	// One allocation for the header values, one for the strings.
-	vals := make([]string, 3)
 	if v := hd["X-Request-Id"]; len(v) > 0 && v[0] != "" {
 		ex.RequestID = v[0]
-		vals[2] = tracing.Traceparent(&ex.Trace)
+		ex.Traceparent = tracing.Traceparent(&ex.Trace)
 	} else {
-		ex.RequestID, vals[2] = tracing.NewRequestIDAndTraceparent(&ex.Trace)
-		vals[0] = ex.RequestID
-		hd["X-Request-Id"] = vals[0:1:1]
+		ex.RequestID, ex.Traceparent = tracing.NewRequestIDAndTraceparent(&ex.Trace)
+		ex.RequestIDMade = true
 	}
-	vals[1] = ex.RequestID
-	w.Header()["X-Request-Id"] = vals[1:2:2]
-	hd["Traceparent"] = vals[2:3:3]
+	w.Header()["X-Request-Id"] = []string{ex.RequestID}
+	return end
+}
+
+// propagate sets the request id (when the gateway made it) and the trace
+// context on the upstream request.
+func propagate(hd http.Header, ex *exchange.Exchange) {
+	if ex.RequestIDMade {
+		hd["X-Request-Id"] = []string{ex.RequestID}
+	}
+	hd["Traceparent"] = []string{ex.Traceparent}
 	if ex.Trace.State == "" {
 		delete(hd, "Tracestate") // it belonged to a malformed traceparent
 	}
-	return end
 }
 
 // serve returns the status when the gateway answered itself.

@@ -191,6 +191,7 @@ func (l *Limiter) Release(latency time.Duration, sample bool) {
 		w := l.queue[0]
 		l.queue[0] = nil
 		l.queue = l.queue[1:]
+		l.queuedA.Store(int64(len(l.queue)))
 		w.granted = true
 		l.admit()
 		w.ch <- struct{}{}

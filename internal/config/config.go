@@ -39,6 +39,8 @@ type Config struct {
 	// Tracing configures the OpenTelemetry exporter (W3C trace context is
 	// propagated whether or not it is enabled).
 	Tracing Tracing `yaml:"tracing"`
+	// Redis is the connection shared by Redis-backed filters; nil when absent.
+	Redis *Redis `yaml:"redis"`
 
 	// Upstreams holds the named upstreams and, marked Implicit, one upstream
 	// for each distinct direct route URI (http://, https://, ws://, wss://),

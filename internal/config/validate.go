@@ -53,6 +53,7 @@ func (d *decoder) validate(c *Config) {
 	d.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	d.oneOf("log.format", c.Log.Format, "json", "text")
 	d.checkObservability(c)
+	d.checkRedis(c.Redis)
 
 	d.checkUpstreamDefaults(&c.UpstreamDefaults)
 	for _, name := range slices.Sorted(maps.Keys(c.Upstreams)) {

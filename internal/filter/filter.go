@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/internal/args"
+	"github.com/sluice-gw/sluice/internal/redisconn"
 )
 
 // A Filter does one thing to a request or its response. It is built once per
@@ -64,6 +65,9 @@ type Env struct {
 	// had arrived with r.URL's path and query (a "forward:" fallback). It is
 	// nil where there is no table, e.g. when a filter is built on its own.
 	Forward func(r *http.Request) (*http.Response, error)
+	// Redis is the shared Redis client (the config's redis block); nil when
+	// none is configured. It outlives the filter across reloads.
+	Redis *redisconn.Client
 }
 
 // Chain returns a RoundTripper that runs filters in order, then last.

@@ -23,6 +23,7 @@ import (
 	"github.com/sluice-gw/sluice/internal/overload"
 	"github.com/sluice-gw/sluice/internal/pool"
 	"github.com/sluice-gw/sluice/internal/proxy"
+	"github.com/sluice-gw/sluice/internal/redisconn"
 	"github.com/sluice-gw/sluice/internal/route"
 )
 
@@ -38,6 +39,9 @@ type Runtime struct {
 	// limiters are the routes' concurrency limits by route id, kept across
 	// reloads while their settings do not change.
 	limiters map[string]*routeLimiter
+	// Redis is the shared Redis client (nil without a redis block), kept
+	// across reloads while its settings do not change.
+	Redis *redisconn.Client
 }
 
 // ClusterList returns the clusters sorted by name.
@@ -115,13 +119,17 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 		}
 	}
 
+	var rerr *config.Error
+	if rt.Redis, rerr = redisClient(cfg, prev); rerr != nil {
+		errs = append(errs, rerr)
+	}
 	preds := route.Predicates()
 	filters := builtin.Filters()
 	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies}
 	table := &proxy.Table{}
 	global, gerrs := globalFilters(cfg)
 	errs = append(errs, gerrs...)
-	defaults, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters, filterEnv(cfg, "", table))
+	defaults, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters, withRedis(filterEnv(cfg, "", table), rt.Redis))
 	errs = append(errs, ferrs...)
 	var routes []route.Route
 	for _, r := range cfg.Routes {
@@ -143,7 +151,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 			}
 			errs = append(errs, cfg.Errorf(d.Pos, d.Path, "%s: %v", d.Name, err))
 		}
-		own, ferrs := buildFilters(cfg, r.Filters, filters, filterEnv(cfg, r.ID, table))
+		own, ferrs := buildFilters(cfg, r.Filters, filters, withRedis(filterEnv(cfg, r.ID, table), rt.Redis))
 		errs = append(errs, ferrs...)
 		c := rt.Clusters[r.Upstream]
 		policy := &cluster.Policy{
@@ -181,6 +189,9 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 				}
 				c.Close()
 			}
+		}
+		if rt.Redis != nil && (prev == nil || prev.Redis != rt.Redis) {
+			rt.Redis.Close()
 		}
 		return nil, errs
 	}
@@ -244,8 +255,15 @@ func CheckDefinitions(cfg *config.Config) config.Errors {
 	preds := route.Predicates()
 	filters := builtin.Filters()
 	_, errs := globalFilters(cfg)
+	rc, rerr := redisClient(cfg, nil) // does not connect
+	if rerr != nil {
+		errs = append(errs, rerr)
+	}
+	if rc != nil {
+		defer rc.Close()
+	}
 	table := &proxy.Table{} // never used: nothing runs
-	_, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters, filterEnv(cfg, "", table))
+	_, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters, withRedis(filterEnv(cfg, "", table), rc))
 	errs = append(errs, ferrs...)
 	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies}
 	for _, r := range cfg.Routes {
@@ -255,7 +273,7 @@ func CheckDefinitions(cfg *config.Config) config.Errors {
 				errs = append(errs, err)
 			}
 		}
-		_, ferrs := buildFilters(cfg, r.Filters, filters, filterEnv(cfg, r.ID, table))
+		_, ferrs := buildFilters(cfg, r.Filters, filters, withRedis(filterEnv(cfg, r.ID, table), rc))
 		errs = append(errs, ferrs...)
 	}
 	return errs
@@ -288,6 +306,9 @@ func Retire(old, next *Runtime) {
 			}
 			c.Close()
 		}
+	}
+	if old.Redis != nil && old.Redis != next.Redis {
+		old.Redis.Close()
 	}
 }
 

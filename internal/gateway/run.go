@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-gw/sluice/internal/metrics"
 	"github.com/sluice-gw/sluice/internal/overload"
 	"github.com/sluice-gw/sluice/internal/proxy"
+	"github.com/sluice-gw/sluice/internal/redisconn"
 	"github.com/sluice-gw/sluice/internal/server"
 	"github.com/sluice-gw/sluice/internal/tracing"
 )
@@ -139,6 +140,7 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 		Log:        log,
 	}
 	g.metrics.Registry.MustRegister(live)
+	g.metrics.Registry.MustRegister(&metrics.Redis{Client: func() *redisconn.Client { return g.Runtime().Redis }})
 	if cfg.Admin.Listen != "" {
 		g.adminLn, err = net.Listen("tcp", cfg.Admin.Listen)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/sluice-gw/sluice/internal/filter/circuitbreaker"
 	"github.com/sluice-gw/sluice/internal/filter/compress"
 	"github.com/sluice-gw/sluice/internal/filter/cors"
+	"github.com/sluice-gw/sluice/internal/filter/tokenauth"
 )
 
 // Filters returns the registry of every filter, keyed by its Spring Cloud
@@ -53,5 +54,7 @@ func Filters() map[string]filter.Factory {
 		"FallbackHeaders": circuitbreaker.FallbackHeaders,
 		// Cross-origin
 		"Cors": cors.Factory,
+		// Authentication and rate limiting
+		"TokenAuth": tokenauth.Factory,
 	}
 }

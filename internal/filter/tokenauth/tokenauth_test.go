@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -215,14 +216,55 @@ func TestTokenAuthRedisDown(t *testing.T) {
 		t.Fatalf("before: status %d, %v", st, err)
 	}
 
+	base := loadPhase(t, c, g, bearer)
 	rs.Kill()
-	// Load on the auth route while Redis is gone, and watch the rest.
+	down := loadPhase(t, c, g, bearer)
+	t.Logf("Redis up:   auth %v, p50 %s p99 %s max %s; other route and admin (%d) p50 %s p95 %s max %s",
+		base.statuses, base.authP50, base.authP99, base.authMax, base.n, base.otherP50, base.otherP95, base.otherMax)
+	t.Logf("Redis down: auth %v, p50 %s p99 %s max %s; other route and admin (%d) p50 %s p95 %s max %s",
+		down.statuses, down.authP50, down.authP99, down.authMax, down.n, down.otherP50, down.otherP95, down.otherMax)
+	if down.statuses[503] == 0 || len(down.statuses) != 1 {
+		t.Errorf("auth route answered %v with Redis down, want only 503 (fail-closed)", down.statuses)
+	}
+	// On an idle machine every figure is a few milliseconds. On a CPU-starved
+	// one (2 cores, -race, other jobs) scheduling delays dwarf them, so the
+	// bounds also accept what the same machine showed with Redis up.
+	if lim := max(timeout+50*time.Millisecond, base.authP99+timeout); down.authP99 > lim {
+		t.Errorf("auth route p99 %s with Redis down; want within its %s timeout (limit %s)", down.authP99, timeout, lim)
+	}
+	if lim := max(100*time.Millisecond, 2*base.otherP95); down.otherP95 > lim {
+		t.Errorf("other route and admin port p95 %s with Redis down; want within 100ms (limit %s)", down.otherP95, lim)
+	}
+	if lim := max(100*time.Millisecond, 2*base.otherMax); down.otherMax > lim {
+		t.Errorf("other route and admin port max %s with Redis down; want within 100ms (limit %s)", down.otherMax, lim)
+	}
+
+	rs.Restart()
+	setToken(t, rc, "good", map[string]any{"user_id": "u1"}, time.Hour)
+	var st int
+	if !gatewaytest.Eventually(5*time.Second, func() bool {
+		st, _, _ = timed(c, gatewaytest.URL(g, "/auth/x"), bearer)
+		return st == 200
+	}) {
+		t.Fatalf("auth route did not recover after Redis came back: status %d", st)
+	}
+}
+
+type phase struct {
+	statuses                     map[int]int
+	authP50, authP99, authMax    time.Duration
+	n                            int
+	otherP50, otherP95, otherMax time.Duration
+}
+
+// loadPhase loads the auth route from 4 clients for 1.5s while probing the
+// open route and the admin port every 20ms.
+func loadPhase(t *testing.T, c *http.Client, g *gateway.Gateway, bearer map[string]string) phase {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var authWorst, otherWorst time.Duration
-	var authStatuses = map[int]int{}
-	var otherFail []string
+	var authTimes, otherTimes []time.Duration
+	statuses := map[int]int{}
 	for range 4 {
 		wg.Add(1)
 		go func() {
@@ -235,22 +277,23 @@ func TestTokenAuthRedisDown(t *testing.T) {
 				}
 				st, d, err := timed(c, gatewaytest.URL(g, "/auth/x"), bearer)
 				mu.Lock()
-				authStatuses[st]++
-				authWorst = max(authWorst, d)
-				if err != nil {
-					otherFail = append(otherFail, "auth: "+err.Error())
-				}
+				statuses[st]++
+				authTimes = append(authTimes, d)
 				mu.Unlock()
+				if err != nil {
+					t.Errorf("auth route: %v", err)
+				}
+				time.Sleep(2 * time.Millisecond)
 			}
 		}()
 	}
 	check := func(url string) {
 		st, d, err := timed(c, url, nil)
 		mu.Lock()
-		defer mu.Unlock()
-		otherWorst = max(otherWorst, d)
-		if err != nil || st != 200 || d > 100*time.Millisecond {
-			otherFail = append(otherFail, fmt.Sprintf("%s: status %d in %s (%v)", url, st, d, err))
+		otherTimes = append(otherTimes, d)
+		mu.Unlock()
+		if err != nil || st != 200 {
+			t.Errorf("%s: status %d in %s (%v)", url, st, d, err)
 		}
 	}
 	deadline := time.Now().Add(1500 * time.Millisecond)
@@ -262,27 +305,22 @@ func TestTokenAuthRedisDown(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	t.Logf("Redis down: auth route statuses %v, slowest %s; other route and admin slowest %s", authStatuses, authWorst, otherWorst)
-	for _, f := range otherFail {
-		t.Error(f)
+	return phase{
+		statuses: statuses,
+		authP50:  percentile(authTimes, 0.5), authP99: percentile(authTimes, 0.99), authMax: percentile(authTimes, 1),
+		n:        len(otherTimes),
+		otherP50: percentile(otherTimes, 0.5), otherP95: percentile(otherTimes, 0.95), otherMax: percentile(otherTimes, 1),
 	}
-	if authStatuses[503] == 0 || len(authStatuses) != 1 {
-		t.Errorf("auth route answered %v, want only 503 (fail-closed)", authStatuses)
-	}
-	// The filter's own timeout plus slack for a loaded machine under -race.
-	if authWorst > timeout+150*time.Millisecond {
-		t.Errorf("auth route took %s with Redis down, want within its %s timeout", authWorst, timeout)
-	}
+}
 
-	rs.Restart()
-	setToken(t, rc, "good", map[string]any{"user_id": "u1"}, time.Hour)
-	var st int
-	if !gatewaytest.Eventually(5*time.Second, func() bool {
-		st, _, _ = timed(c, gatewaytest.URL(g, "/auth/x"), bearer)
-		return st == 200
-	}) {
-		t.Fatalf("auth route did not recover after Redis came back: status %d", st)
+// percentile returns the q-quantile (0..1) of ds.
+func percentile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
 	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(q*float64(len(s))))]
 }
 
 func TestTokenAuthFailOpen(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -42,6 +44,7 @@ type Client struct {
 // New returns a client for o. It does not connect: connections are made on
 // first use, so a Redis that is down does not stop the gateway from starting.
 func New(o Options) *Client {
+	quietOnce.Do(func() { redis.SetLogger(debugLogger{}) })
 	c := redis.NewClient(&redis.Options{
 		Addr:                  o.Addr,
 		Username:              o.Username,
@@ -57,10 +60,21 @@ func New(o Options) *Client {
 		// A pool wait longer than a read makes no sense on the request path.
 		PoolTimeout:     o.ReadTimeout + o.DialTimeout,
 		DisableIdentity: true, // no CLIENT SETINFO round trip on every new connection
+		DialerRetries:   1,    // one dial per attempt: a down Redis must fail fast
 	})
 	s := &Stats{}
 	c.AddHook(hook{s})
 	return &Client{UniversalClient: c, Stats: s}
+}
+
+var quietOnce sync.Once
+
+// debugLogger sends go-redis's own log lines (dial failures, one per
+// attempt while Redis is down) to slog at debug level; Stats counts them.
+type debugLogger struct{}
+
+func (debugLogger) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
 
 // LoadTLS builds the TLS config of a Redis connection: caFile ("" = system

@@ -7,6 +7,7 @@ import (
 	"github.com/sluice-gw/sluice/internal/filter/circuitbreaker"
 	"github.com/sluice-gw/sluice/internal/filter/compress"
 	"github.com/sluice-gw/sluice/internal/filter/cors"
+	"github.com/sluice-gw/sluice/internal/filter/ratelimit"
 	"github.com/sluice-gw/sluice/internal/filter/tokenauth"
 )
 
@@ -55,6 +56,7 @@ func Filters() map[string]filter.Factory {
 		// Cross-origin
 		"Cors": cors.Factory,
 		// Authentication and rate limiting
-		"TokenAuth": tokenauth.Factory,
+		"TokenAuth":          tokenauth.Factory,
+		"RequestRateLimiter": ratelimit.Factory,
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/sluice-gw/sluice/internal/filter/circuitbreaker"
 	"github.com/sluice-gw/sluice/internal/filter/compress"
 	"github.com/sluice-gw/sluice/internal/filter/cors"
+	"github.com/sluice-gw/sluice/internal/filter/jwtauth"
 	"github.com/sluice-gw/sluice/internal/filter/ratelimit"
 	"github.com/sluice-gw/sluice/internal/filter/tokenauth"
 )
@@ -58,5 +59,6 @@ func Filters() map[string]filter.Factory {
 		// Authentication and rate limiting
 		"TokenAuth":          tokenauth.Factory,
 		"RequestRateLimiter": ratelimit.Factory,
+		"JWT":                jwtauth.Factory,
 	}
 }

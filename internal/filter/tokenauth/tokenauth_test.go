@@ -20,7 +20,7 @@ import (
 
 // setup starts Redis, a backend and a gateway with a TokenAuth route
 // (/auth/**, extra args appended) and an open route (/open/**).
-func setup(t *testing.T, extra string) (*redistest.Server, *redis.Client, *gatewaytest.Echo, *gateway.Gateway) {
+func setup(t testing.TB, extra string) (*redistest.Server, *redis.Client, *gatewaytest.Echo, *gateway.Gateway) {
 	t.Helper()
 	rs := redistest.Start(t)
 	rc := redis.NewClient(&redis.Options{Addr: rs.Addr, MaxRetries: -1})
@@ -48,7 +48,7 @@ func setup(t *testing.T, extra string) (*redistest.Server, *redis.Client, *gatew
 	return rs, rc, be, g
 }
 
-func setToken(t *testing.T, rc *redis.Client, token string, v any, ttl time.Duration) {
+func setToken(t testing.TB, rc *redis.Client, token string, v any, ttl time.Duration) {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -97,7 +97,7 @@ func newFilter(a args.Args, env *filter.Env) (filter.Filter, error) {
 			return nil, fmt.Errorf("jwks_url: %q is not an http(s) URL", jwksURL)
 		}
 		r := &remote{url: jwksURL, log: log, minInterval: 5 * time.Second,
-			client: &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConns: 2}}}
+			client: &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConns: 1, IdleConnTimeout: 30 * time.Second}}}
 		if r.refresh, err = a.Duration("jwks_refresh", 5*time.Minute); err != nil {
 			return nil, err
 		}

@@ -24,9 +24,6 @@ type refresher struct {
 	pending sync.Map // key → struct{}: queued or being extended
 	running atomic.Bool
 	log     *slog.Logger
-
-	Extended atomic.Uint64 // TTLs extended
-	Dropped  atomic.Uint64 // keys not queued because the queue was full
 }
 
 const batchSize = 64
@@ -44,7 +41,6 @@ func (r *refresher) enqueue(key string) {
 	case r.queue <- key:
 	default:
 		r.pending.Delete(key)
-		r.Dropped.Add(1)
 		return
 	}
 	if r.running.CompareAndSwap(false, true) {
@@ -95,7 +91,5 @@ func (r *refresher) extend(keys []string) {
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		r.log.Debug("extending token TTLs failed", "keys", len(keys), "error", err)
-		return
 	}
-	r.Extended.Add(uint64(len(keys)))
 }

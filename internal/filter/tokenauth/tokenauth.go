@@ -151,9 +151,6 @@ func New(o Options, client *redisconn.Client, log *slog.Logger) *Filter {
 	return f
 }
 
-// Guard is the filter's guard (tests look at its circuit).
-func (f *Filter) Guard() *redisconn.Guard { return f.guard }
-
 // A session is the stored value of a token.
 type session struct {
 	userID string

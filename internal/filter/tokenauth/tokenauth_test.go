@@ -235,7 +235,7 @@ func TestTokenAuthRedisDown(t *testing.T) {
 	if lim := max(100*time.Millisecond, 2*base.otherP95); down.otherP95 > lim {
 		t.Errorf("other route and admin port p95 %s with Redis down; want within 100ms (limit %s)", down.otherP95, lim)
 	}
-	if lim := max(100*time.Millisecond, 2*base.otherMax); down.otherMax > lim {
+	if lim := max(100*time.Millisecond, 3*base.otherMax); down.otherMax > lim { // one sample: noisier
 		t.Errorf("other route and admin port max %s with Redis down; want within 100ms (limit %s)", down.otherMax, lim)
 	}
 

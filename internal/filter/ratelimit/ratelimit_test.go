@@ -165,7 +165,7 @@ func TestRequestRateLimiterAccuracy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10 s load test")
 	}
-	const rate, burst, clients = 20, 40, 4
+	const rate, burst, clients = 20, 40, 10
 	rs := redistest.Start(t)
 	be := gatewaytest.NewEcho(t, "be")
 	cfg := fmt.Sprintf(`

@@ -151,6 +151,10 @@ func New(o Options, client *redisconn.Client, log *slog.Logger) *Filter {
 	return f
 }
 
+// maxToken is the longest token looked up; longer ones are invalid without
+// a Redis call.
+const maxToken = 4096
+
 // A session is the stored value of a token.
 type session struct {
 	userID string
@@ -166,6 +170,9 @@ func (f *Filter) RoundTrip(r *http.Request, next http.RoundTripper) (*http.Respo
 	token := f.o.Source.Token(r)
 	if token == "" {
 		return nil, authn.Unauthorized(authn.ReasonMissing, errors.New("no token"))
+	}
+	if len(token) > maxToken {
+		return nil, authn.Unauthorized(authn.ReasonInvalid, errors.New("token too long"))
 	}
 	key := f.o.KeyPrefix + token
 	var get *redis.StringCmd

@@ -107,6 +107,7 @@ func TestTokenAuth(t *testing.T) {
 		{desc: "missing token", path: "/auth/x", wantStatus: 401, wantReason: "credential_missing"},
 		{desc: "spoofed headers without token", path: "/auth/x", header: spoof, wantStatus: 401, wantReason: "credential_missing"},
 		{desc: "unknown token", path: "/auth/x", header: map[string]string{"Authorization": "Bearer nope"}, wantStatus: 401, wantReason: "credential_invalid"},
+		{desc: "token too long", path: "/auth/x", header: map[string]string{"Authorization": "Bearer " + strings.Repeat("a", 4097)}, wantStatus: 401, wantReason: "credential_invalid"},
 		{desc: "wrong scheme", path: "/auth/x", header: map[string]string{"Authorization": "Basic good"}, wantStatus: 401, wantReason: "credential_missing"},
 		{desc: "stored value not an object", path: "/auth/x", header: map[string]string{"Authorization": "Bearer garbage"}, wantStatus: 401, wantReason: "credential_invalid"},
 		{desc: "stored value without user id", path: "/auth/x", header: map[string]string{"Authorization": "Bearer nouser"}, wantStatus: 401, wantReason: "credential_invalid"},

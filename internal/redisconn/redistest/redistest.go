@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,11 +22,14 @@ type Server struct {
 	Addr string // 127.0.0.1:port
 	port int
 	dir  string
+	args []string
 	cmd  *exec.Cmd
 }
 
-// Start starts redis-server (no persistence) and stops it at the end of the test.
-func Start(t testing.TB) *Server {
+// Start starts redis-server (no persistence) and stops it at the end of the
+// test. args are added to its command line; "{port}" in them stands for the
+// chosen port, e.g. "--port", "0", "--tls-port", "{port}" to serve TLS only.
+func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -40,6 +44,9 @@ func Start(t testing.TB) *Server {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	s := &Server{t: t, Addr: "127.0.0.1:" + strconv.Itoa(port), port: port, dir: t.TempDir()}
+	for _, a := range args {
+		s.args = append(s.args, strings.ReplaceAll(a, "{port}", strconv.Itoa(port)))
+	}
 	s.start()
 	t.Cleanup(s.Kill)
 	return s
@@ -47,8 +54,9 @@ func Start(t testing.TB) *Server {
 
 func (s *Server) start() {
 	s.t.Helper()
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--protected-mode", "no", "--loglevel", "warning")
+	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--protected-mode", "no", "--loglevel", "warning"}, s.args...)
+	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("starting redis-server: %v", err)
 	}

@@ -174,7 +174,8 @@ func TestRequestRateLimiterAccuracy(t *testing.T) {
 		routes:
 		  - id: limited
 		    uri: http://%s
-		    filters: ["RequestRateLimiter=%d,%d,client_ip"]
+		    # accuracy, not timeouts, is tested here: a generous timeout for a busy machine
+		    filters: [{name: RequestRateLimiter, args: {replenish_rate: %d, burst_capacity: %d, key_resolver: client_ip, timeout: 1s}}]
 		`, rs.Addr, be.Addr(), rate, burst)
 	gs := []*gateway.Gateway{gatewaytest.Start(t, cfg), gatewaytest.Start(t, cfg)}
 	rc := redis.NewClient(&redis.Options{Addr: rs.Addr})

@@ -49,12 +49,13 @@ func TestRequestRateLimiter(t *testing.T) {
 				          redis-rate-limiter.burstCapacity: 3
 				          key-resolver: header:X-Api-Key
 				          limiter: %[3]s
+				          timeout: 1s
 				  - id: snake-names
 				    uri: http://%[2]s
 				    predicates: [Path=/b/**]
 				    filters:
 				      - name: RequestRateLimiter
-				        args: {replenish_rate: 1, burst_capacity: 4, requested_tokens: 2, key_resolver: "header:X-Api-Key", deny_empty_key: false, limiter: %[3]s}
+				        args: {replenish_rate: 1, burst_capacity: 4, requested_tokens: 2, key_resolver: "header:X-Api-Key", deny_empty_key: false, limiter: %[3]s, timeout: 1s}
 				  - id: path-var
 				    uri: http://%[2]s
 				    predicates: ["Path=/t/{tenant}/**"]
@@ -64,7 +65,7 @@ func TestRequestRateLimiter(t *testing.T) {
 				    predicates: [Path=/e/**]
 				    filters:
 				      - name: RequestRateLimiter
-				        args: {replenish_rate: 1, burst_capacity: 1, key_resolver: "user", empty-key-status-code: 401, limiter: %[3]s}
+				        args: {replenish_rate: 1, burst_capacity: 1, key_resolver: "user", empty-key-status-code: 401, limiter: %[3]s, timeout: 1s}
 				`, rs.Addr, be.Addr(), limiter))
 			c := gatewaytest.Client(t)
 			key := http.Header{"X-Api-Key": {"k-" + limiter}}

@@ -73,7 +73,7 @@ func get(t *testing.T, g *gateway.Gateway, path string, h map[string]string) (*h
 }
 
 func TestTokenAuth(t *testing.T) {
-	_, rc, _, g := setup(t, "")
+	_, rc, _, g := setup(t, "timeout: 1s") // behaviour, not timeouts, is tested here
 	setToken(t, rc, "good", map[string]any{"user_id": "u-42", "claims": map[string]any{"role": "admin", "tenant": 7}}, time.Hour)
 	setToken(t, rc, "noclaims", map[string]any{"user_id": 9}, time.Hour)
 	setToken(t, rc, "garbage", "not json object", time.Hour)
@@ -148,7 +148,7 @@ func TestTokenAuth(t *testing.T) {
 }
 
 func TestTokenAuthSlidingTTL(t *testing.T) {
-	_, rc, _, g := setup(t, "sliding_ttl: 4h\n          refresh_below: 1h")
+	_, rc, _, g := setup(t, "sliding_ttl: 4h\n          refresh_below: 1h\n          timeout: 1s")
 	ctx := context.Background()
 	tests := []struct {
 		desc    string

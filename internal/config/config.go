@@ -40,7 +40,8 @@ type Config struct {
 	// propagated whether or not it is enabled).
 	Tracing Tracing `yaml:"tracing"`
 	// Redis is the connection shared by Redis-backed filters; nil when absent.
-	Redis *Redis `yaml:"redis"`
+	Redis  *Redis `yaml:"redis"`
+	Reload Reload `yaml:"reload"`
 
 	// Upstreams holds the named upstreams and, marked Implicit, one upstream
 	// for each distinct direct route URI (http://, https://, ws://, wss://),
@@ -182,6 +183,8 @@ type Drain struct {
 type Upstream struct {
 	Name      string     `yaml:"-"`
 	Endpoints []Endpoint `yaml:"endpoints"`
+	// Discovery, when set, finds the endpoints instead (exactly one of the two).
+	Discovery *Discovery `yaml:"discovery"`
 	Protocol  string     `yaml:"protocol"` // http1, h2 or h2c
 	Balancer  string     `yaml:"balancer"` // round_robin, least_request, random or consistent_hash
 	// HashOn is set exactly when Balancer is consistent_hash.
@@ -408,6 +411,7 @@ func defaultConfig() *Config {
 		Drain:   Drain{Delay: 5 * time.Second, Timeout: 30 * time.Second},
 		// Spring Boot's server.compression.min-response-size.
 		Compression: Compression{MinSize: 2048},
+		Reload:      Reload{Watch: true, Interval: time.Second},
 	}
 }
 

@@ -85,6 +85,7 @@ func TestLoadFull(t *testing.T) {
 		Drain:       Drain{Delay: 2 * time.Second, Timeout: 15 * time.Second},
 		Tracing:     Tracing{SampleRatio: 1, ServiceName: "sluice", BatchTimeout: 5 * time.Second},
 		Compression: Compression{MinSize: 2048},
+		Reload:      Reload{Watch: true, Interval: time.Second},
 		Upstreams: map[string]*Upstream{
 			"backend":               backend,
 			"secure":                secure,
@@ -169,6 +170,7 @@ func TestParseDefaults(t *testing.T) {
 				Drain:       Drain{Delay: 5 * time.Second, Timeout: 30 * time.Second},
 				Tracing:     Tracing{SampleRatio: 1, ServiceName: "sluice", BatchTimeout: 5 * time.Second},
 				Compression: Compression{MinSize: 2048},
+				Reload:      Reload{Watch: true, Interval: time.Second},
 			}
 			// An empty mapping or list is not nil; that is no difference to consumers.
 			c.Upstreams, c.Routes = nil, nil

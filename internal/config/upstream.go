@@ -22,9 +22,7 @@ func (d *decoder) checkUpstream(u *Upstream) {
 	if !upstreamNameRE.MatchString(u.Name) {
 		d.errorf(u.Pos, p, "name %q may only hold letters, digits, '.', '_' and '-'", u.Name)
 	}
-	if len(u.Endpoints) == 0 {
-		d.missing(u.Pos, p, "endpoints", "at least one endpoint is required")
-	}
+	d.checkEndpointSource(u)
 	first := map[string]string{} // address → path
 	for i, e := range u.Endpoints {
 		ep := fmt.Sprintf("%s.endpoints[%d]", p, i)

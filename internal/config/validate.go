@@ -54,6 +54,7 @@ func (d *decoder) validate(c *Config) {
 	d.oneOf("log.format", c.Log.Format, "json", "text")
 	d.checkObservability(c)
 	d.checkRedis(c.Redis)
+	d.checkReload(c.Reload)
 
 	d.checkUpstreamDefaults(&c.UpstreamDefaults)
 	for _, name := range slices.Sorted(maps.Keys(c.Upstreams)) {

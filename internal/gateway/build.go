@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-gw/sluice/internal/balance"
 	"github.com/sluice-gw/sluice/internal/cluster"
 	"github.com/sluice-gw/sluice/internal/config"
+	"github.com/sluice-gw/sluice/internal/discovery"
 	"github.com/sluice-gw/sluice/internal/endpoint"
 	"github.com/sluice-gw/sluice/internal/filter"
 	"github.com/sluice-gw/sluice/internal/filter/builtin"
@@ -42,6 +43,8 @@ type Runtime struct {
 	// Redis is the shared Redis client (nil without a redis block), kept
 	// across reloads while its settings do not change.
 	Redis *redisconn.Client
+	// sources run the discovery of the clusters that have it.
+	sources map[string]*discovery.Running
 }
 
 // ClusterList returns the clusters sorted by name.
@@ -78,7 +81,7 @@ func Validate(cfg *config.Config) error {
 func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 	var errs config.Errors
 	rt := &Runtime{Config: cfg, Clusters: map[string]*cluster.Cluster{}, defs: map[string]*config.Upstream{}, checkers: map[string]*health.Checker{},
-		limiters: map[string]*routeLimiter{}}
+		limiters: map[string]*routeLimiter{}, sources: map[string]*discovery.Running{}}
 	for name, u := range cfg.Upstreams {
 		if prev != nil {
 			if old, ok := prev.defs[name]; ok && reflect.DeepEqual(stripLoc(old), stripLoc(u)) {
@@ -86,6 +89,9 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 				rt.defs[name] = u
 				if hc := prev.checkers[name]; hc != nil {
 					rt.checkers[name] = hc
+				}
+				if src := prev.sources[name]; src != nil {
+					rt.sources[name] = src
 				}
 				continue
 			}
@@ -97,6 +103,14 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 		}
 		rt.Clusters[name] = c
 		rt.defs[name] = u
+		if u.Discovery != nil && live {
+			src, err := newSource(name, u.Discovery)
+			if err != nil {
+				errs = append(errs, cfg.Errorf(u.Pos, u.Path+".discovery", "%v", err))
+				continue
+			}
+			rt.sources[name] = discovery.Start(src, c.SetEndpoints)
+		}
 		if hc := u.HealthCheck; hc != nil && live {
 			scheme := "http"
 			if u.TLS != nil {
@@ -184,6 +198,9 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 		// Clusters made for this build were never used: release them.
 		for name, c := range rt.Clusters {
 			if prev == nil || prev.Clusters[name] != c {
+				if src := rt.sources[name]; src != nil {
+					src.Stop()
+				}
 				if hc := rt.checkers[name]; hc != nil {
 					hc.Stop()
 				}
@@ -301,6 +318,10 @@ func Retire(old, next *Runtime) {
 	}
 	for name, c := range old.Clusters {
 		if next.Clusters[name] != c {
+			// Stop discovery first: it must not publish into a closed cluster.
+			if src := old.sources[name]; src != nil {
+				src.Stop()
+			}
 			if hc := old.checkers[name]; hc != nil {
 				hc.Stop()
 			}

@@ -38,11 +38,15 @@ type Gateway struct {
 	drainer *server.Drainer
 	metrics *metrics.Metrics
 	spans   *tracing.Exporter // nil unless tracing.enabled
+	reloads *metrics.Reloads
+	// stopWatch ends the config file watch.
+	stopWatch chan struct{}
 
-	mu      sync.Mutex // serialises reloads
-	runtime *Runtime
-	drainCh chan struct{}
-	once    sync.Once
+	mu       sync.Mutex // serialises reloads
+	runtime  *Runtime
+	drainCh  chan struct{}
+	once     sync.Once
+	stopOnce sync.Once
 }
 
 // Start loads the config at path (native, or a Spring application.yml),
@@ -61,7 +65,8 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{path: path, log: log, runtime: rt, drainCh: make(chan struct{}), metrics: metrics.New(cfg.Server.Listen)}
+	g := &Gateway{path: path, log: log, runtime: rt, drainCh: make(chan struct{}), metrics: metrics.New(cfg.Server.Listen), stopWatch: make(chan struct{})}
+	g.reloads = metrics.NewReloads(g.metrics.Registry)
 	g.proxy = &proxy.Handler{
 		TrustedProxies: cfg.Server.TrustedProxies,
 		Log:            log,
@@ -157,6 +162,9 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 			log.Error("proxy listener failed", "error", err)
 		}
 	}()
+	if cfg.Reload.Watch {
+		go g.watch(cfg.Reload.Interval, g.stopWatch)
+	}
 	log.Info("sluice started", "listen", g.server.Addr().String(), "admin", cfg.Admin.Listen, "routes", len(cfg.Routes), "upstreams", len(cfg.Upstreams))
 	return g, nil
 }
@@ -209,29 +217,6 @@ func (g *Gateway) Runtime() *Runtime {
 // Cluster returns the live cluster of an upstream (tests, discovery).
 func (g *Gateway) Cluster(name string) *cluster.Cluster { return g.Runtime().Clusters[name] }
 
-// Reload parses the config file again and swaps it in if it is valid. An
-// invalid config changes nothing.
-func (g *Gateway) Reload() error {
-	cfg, err := load(g.path, g.log)
-	if err != nil {
-		g.log.Error("reload rejected", "error", err.Error())
-		return err
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	next, err := Build(cfg, g.runtime)
-	if err != nil {
-		g.log.Error("reload rejected", "error", err.Error())
-		return err
-	}
-	g.proxy.SetTable(next.Table)
-	old := g.runtime
-	g.runtime = next
-	Retire(old, next)
-	g.log.Info("reloaded", "routes", len(cfg.Routes), "upstreams", len(cfg.Upstreams))
-	return nil
-}
-
 // Drain starts the drain protocol (idempotent); Wait returns when it ends.
 func (g *Gateway) Drain() { g.once.Do(func() { close(g.drainCh) }) }
 
@@ -242,6 +227,7 @@ func (g *Gateway) Draining() <-chan struct{} { return g.drainCh }
 // ends the waits early (a second signal).
 func (g *Gateway) Stop(force context.Context) string {
 	g.Drain()
+	g.stopOnce.Do(func() { close(g.stopWatch) })
 	summary := g.drainer.Run(force)
 	if g.adminSv != nil {
 		g.adminSv.Close()

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"slices"
 	"sync"
@@ -200,7 +201,7 @@ func TestDNSRecordsChange(t *testing.T) {
 			for q, rrs := range tc.before {
 				z.set(q, rrs...)
 			}
-			c := run(t, &DNS{Name: "api.test", Record: tc.record, Port: 8080, Resolver: z.addr, MinTTL: 100 * time.Millisecond, MaxTTL: 300 * time.Millisecond})
+			c := run(t, &DNS{Name: "api.test", Record: tc.record, Port: 8080, Resolver: z.addr, Log: quiet, MinTTL: 100 * time.Millisecond, MaxTTL: 300 * time.Millisecond})
 			c.await(t, 3*time.Second, tc.want1...)
 			z.set(dns.TypeA)
 			z.set(dns.TypeAAAA)
@@ -248,7 +249,7 @@ func TestDNSTTL(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			z := startZone(t)
 			z.set(dns.TypeA, "api.test. "+tc.ttl+" IN A 10.0.0.1")
-			c := run(t, &DNS{Name: "api.test", Record: RecordA, Port: 80, Resolver: z.addr, MinTTL: tc.min, MaxTTL: tc.max})
+			c := run(t, &DNS{Name: "api.test", Record: RecordA, Port: 80, Resolver: z.addr, Log: quiet, MinTTL: tc.min, MaxTTL: tc.max})
 			c.await(t, 2*time.Second, "10.0.0.1:80")
 			start := z.count(dns.TypeA)
 			time.Sleep(tc.window)
@@ -278,7 +279,7 @@ func TestDNSFailureKeepsLastGoodSet(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			z := startZone(t)
 			z.set(dns.TypeA, "api.test. 1 IN A 10.0.0.1")
-			c := run(t, &DNS{Name: "api.test", Record: RecordA, Port: 80, Resolver: z.addr, MinTTL: 50 * time.Millisecond, MaxTTL: 100 * time.Millisecond, Timeout: 200 * time.Millisecond})
+			c := run(t, &DNS{Name: "api.test", Record: RecordA, Port: 80, Resolver: z.addr, Log: quiet, MinTTL: 50 * time.Millisecond, MaxTTL: 100 * time.Millisecond, Timeout: 200 * time.Millisecond})
 			c.await(t, 2*time.Second, "10.0.0.1:80")
 			before := z.count(dns.TypeA)
 			tc.failure(z)
@@ -296,7 +297,7 @@ func TestDNSFailureKeepsLastGoodSet(t *testing.T) {
 	t.Run("server stopped", func(t *testing.T) {
 		z := startZone(t)
 		z.set(dns.TypeA, "api.test. 1 IN A 10.0.0.1")
-		c := run(t, &DNS{Name: "api.test", Record: RecordA, Port: 80, Resolver: z.addr, MinTTL: 50 * time.Millisecond, MaxTTL: 100 * time.Millisecond, Timeout: 100 * time.Millisecond})
+		c := run(t, &DNS{Name: "api.test", Record: RecordA, Port: 80, Resolver: z.addr, Log: quiet, MinTTL: 50 * time.Millisecond, MaxTTL: 100 * time.Millisecond, Timeout: 100 * time.Millisecond})
 		c.await(t, 2*time.Second, "10.0.0.1:80")
 		z.stop()
 		time.Sleep(700 * time.Millisecond)
@@ -305,6 +306,8 @@ func TestDNSFailureKeepsLastGoodSet(t *testing.T) {
 		}
 	})
 }
+
+var quiet = slog.New(slog.DiscardHandler)
 
 func waitFor(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)

@@ -99,6 +99,13 @@ func (e *fileEndpoint) UnmarshalYAML(n *yaml.Node) error {
 		e.Address = n.Value
 		return nil
 	}
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i < len(n.Content); i += 2 {
+			if k := n.Content[i]; k.Value != "address" && k.Value != "weight" && k.Value != "draining" {
+				return fmt.Errorf("line %d: unknown key %q (known: address, weight, draining)", k.Line, k.Value)
+			}
+		}
+	}
 	type plain fileEndpoint
 	return n.Decode((*plain)(e))
 }

@@ -82,7 +82,7 @@ func TestReadFileErrors(t *testing.T) {
 	tests := []struct {
 		name, data, want string
 	}{
-		{name: "unknown key", data: "endpoints:\n  - {address: 127.0.0.1:1, wieght: 2}\n", want: "field wieght not found"},
+		{name: "unknown key", data: "endpoints:\n  - {address: 127.0.0.1:1, wieght: 2}\n", want: `line 2: unknown key "wieght"`},
 		{name: "bad address", data: "endpoints:\n  - 127.0.0.1\n", want: "endpoints[0]: \"127.0.0.1\" is not a valid address"},
 		{name: "bad port", data: "endpoints:\n  - 127.0.0.1:0\n", want: "is not in 1..65535"},
 		{name: "duplicate", data: "endpoints:\n  - 127.0.0.1:1\n  - 127.0.0.1:1\n", want: ":3: endpoints[1]: duplicate endpoint"},

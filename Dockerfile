@@ -1,0 +1,16 @@
+# syntax=docker/dockerfile:1
+# A small static image: the binary and CA roots, no shell, non-root.
+#   docker build -t sluice:latest .
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/sluice ./cmd/sluice
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/sluice /sluice
+USER 65532:65532
+EXPOSE 8080 9901
+ENTRYPOINT ["/sluice"]
+CMD ["run", "--config", "/etc/sluice/sluice.yaml"]

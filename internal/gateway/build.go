@@ -109,7 +109,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 				errs = append(errs, cfg.Errorf(u.Pos, u.Path+".discovery", "%v", err))
 				continue
 			}
-			rt.sources[name] = discovery.Start(src, c.SetEndpoints)
+			rt.sources[name] = discovery.Start(src, publisher(name, c))
 		}
 		if hc := u.HealthCheck; hc != nil && live {
 			scheme := "http"

@@ -8,8 +8,10 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/sluice-gw/sluice/internal/cluster"
 	"github.com/sluice-gw/sluice/internal/config"
 	"github.com/sluice-gw/sluice/internal/discovery"
+	"github.com/sluice-gw/sluice/internal/endpoint"
 )
 
 // kubeClients holds one Kubernetes client per kubeconfig ("" = in-cluster
@@ -59,4 +61,19 @@ func newSource(name string, d *config.Discovery) (discovery.Source, error) {
 		return &discovery.Kubernetes{Client: client, Namespace: d.Namespace, Service: d.Service, Port: d.Port, Log: log}, nil
 	}
 	return nil, fmt.Errorf("discovery type %q is not supported", d.Type)
+}
+
+// publisher feeds a source's endpoint sets to c and logs each one.
+func publisher(name string, c *cluster.Cluster) func([]endpoint.Spec) {
+	log := slog.Default().With("upstream", name)
+	return func(specs []endpoint.Spec) {
+		c.SetEndpoints(specs)
+		draining := 0
+		for _, s := range specs {
+			if s.Draining {
+				draining++
+			}
+		}
+		log.Info("discovered endpoints", "ready", len(specs)-draining, "draining", draining)
+	}
 }

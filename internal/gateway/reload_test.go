@@ -44,6 +44,7 @@ func metricValue(t *testing.T, g *gateway.Gateway, series string) float64 {
 // with its position and counted.
 func TestReloadUnderLoad(t *testing.T) {
 	stable := newCountingBackend(t, "stable")
+	wsBackend := newCountingBackend(t, "ws")
 	old := newCountingBackend(t, "old")
 	replacement := newCountingBackend(t, "new")
 	file := filepath.Join(t.TempDir(), "sluice.yaml")
@@ -56,8 +57,9 @@ func TestReloadUnderLoad(t *testing.T) {
 			    endpoints: [`+stable.addr()+`]
 			    pool: {max_connections: 8, max_idle_time: 60s}
 			  other: {endpoints: [`+otherAddr+`]}
+			  ws: {endpoints: [`+wsBackend.addr()+`]}
 			routes:
-			  - {id: ws, uri: "lb://stable", predicates: ["Path=/ws"]}
+			  - {id: ws, uri: "lb://ws", predicates: ["Path=/ws"]}
 			  - {id: s, uri: "lb://stable", predicates: ["Path=/s/**"]}
 			  - {id: o, uri: "lb://other", predicates: ["Path=/o/**"]}
 			`) + extraRoutes
@@ -121,7 +123,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	if err := echo("before"); err != nil {
 		t.Fatal(err)
 	}
-	acceptedBefore := stable.accepted.Load() // the WebSocket has its own connection
+	acceptedBefore, wsAcceptedBefore := stable.accepted.Load(), wsBackend.accepted.Load()
 
 	// 300 req/s for 8 s: 12 workers, 25 req/s each, GET and POST, half to
 	// the unchanged upstream, half to the one that changes.
@@ -219,6 +221,9 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	if got := stable.accepted.Load(); got != acceptedBefore {
 		t.Errorf("the unchanged upstream's backend accepted %d new connections during the reloads, want 0", got-acceptedBefore)
+	}
+	if got := wsBackend.accepted.Load(); got != wsAcceptedBefore {
+		t.Errorf("the WebSocket upstream's backend accepted %d new connections during the reloads, want 0", got-wsAcceptedBefore)
 	}
 	if g.Cluster("stable") != stableCluster {
 		t.Errorf("the unchanged upstream's cluster was rebuilt")

@@ -252,9 +252,10 @@ func (p *Pool) get(ctx context.Context) (c *conn, reused bool, idleAge time.Dura
 		c = p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
+		gen := p.gen // invalidate changes it under p.mu
 		p.mu.Unlock()
 		idleAge = now.Sub(c.idleSince)
-		if r, retire := c.retire(now, p.gen); retire {
+		if r, retire := c.retire(now, gen); retire {
 			p.discard(c, r)
 			continue
 		}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/internal/backend"
+
+	"github.com/sluice-gw/sluice/internal/testlock"
 )
 
 func TestMain(m *testing.M) {
@@ -21,6 +23,7 @@ func TestMain(m *testing.M) {
 // The naive baseline must fail the race scenarios; otherwise the relays do
 // not make the races real and a pass of another proxy would prove nothing.
 func TestBaselineFailsRaceScenarios(t *testing.T) {
+	testlock.Realtime(t)
 	if testing.Short() {
 		t.Skip("runs scenarios for about 35s")
 	}
@@ -56,6 +59,7 @@ func TestBaselineFailsRaceScenarios(t *testing.T) {
 // With no fault injected the checker must count no error: the baseline
 // passes scenario 3 (it honours Connection: close).
 func TestBaselinePassesMaxRequests(t *testing.T) {
+	testlock.Realtime(t)
 	if testing.Short() {
 		t.Skip("runs a scenario for 3s")
 	}

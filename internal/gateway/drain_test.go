@@ -17,6 +17,8 @@ import (
 
 	"github.com/sluice-gw/sluice/internal/gateway"
 	"github.com/sluice-gw/sluice/internal/gateway/gatewaytest"
+
+	"github.com/sluice-gw/sluice/internal/testlock"
 )
 
 // A WebSocket open when the gateway drains gets a close frame 1001 (going
@@ -84,6 +86,7 @@ func TestDrainSendsWebSocketsGoingAway(t *testing.T) {
 // requests over keep-alive connections. No request fails; the client sees
 // Connection: close from the draining one and reconnects, to the new one.
 func TestDrainUnderLoadWithReplacement(t *testing.T) {
+	testlock.Realtime(t)
 	if testing.Short() {
 		t.Skip("takes 3s")
 	}

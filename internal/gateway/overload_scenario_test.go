@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/internal/gateway/gatewaytest"
+
+	"github.com/sluice-gw/sluice/internal/testlock"
 )
 
 // latencies is a concurrency-safe list of durations.
@@ -81,6 +83,7 @@ func openLoop(t *testing.T, c *http.Client, url string, rate int, d time.Duratio
 // checked (shedding with 503 + Retry-After, the limit held, probes and the
 // healthy route answering 200), in one run.
 func TestScenario15SlowRoute(t *testing.T) {
+	testlock.Realtime(t)
 	if testing.Short() {
 		t.Skip("runs for about 8s, up to 24s")
 	}

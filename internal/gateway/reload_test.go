@@ -21,6 +21,8 @@ import (
 	"github.com/sluice-gw/sluice/internal/config"
 	"github.com/sluice-gw/sluice/internal/gateway"
 	"github.com/sluice-gw/sluice/internal/gateway/gatewaytest"
+
+	"github.com/sluice-gw/sluice/internal/testlock"
 )
 
 // metricValue reads one sample from the admin port's /metrics.
@@ -43,6 +45,7 @@ func metricValue(t *testing.T, g *gateway.Gateway, series string) float64 {
 // WebSocket on an unchanged route stays open; the rejected reload is logged
 // with its position and counted.
 func TestReloadUnderLoad(t *testing.T) {
+	testlock.Realtime(t)
 	stable := newCountingBackend(t, "stable")
 	wsBackend := newCountingBackend(t, "ws")
 	old := newCountingBackend(t, "old")

@@ -9,6 +9,8 @@ import (
 
 	"github.com/sluice-gw/sluice/internal/chaos"
 	"github.com/sluice-gw/sluice/internal/chaos/inproc"
+
+	"github.com/sluice-gw/sluice/internal/testlock"
 )
 
 func TestMain(m *testing.M) {
@@ -21,6 +23,7 @@ func TestMain(m *testing.M) {
 // process must be signalled), relays adding 1–5 ms each way, an open-loop
 // client counting every error, truncated body and duplicate POST.
 func TestScenarios(t *testing.T) {
+	testlock.Realtime(t)
 	if testing.Short() {
 		t.Skip("scenarios take about two minutes")
 	}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/sluice-gw/sluice/internal/chaos"
 	"github.com/sluice-gw/sluice/internal/chaos/inproc"
+
+	"github.com/sluice-gw/sluice/internal/testlock"
 )
 
 func scenario(t *testing.T, id int) chaos.Scenario {
@@ -22,6 +24,7 @@ func scenario(t *testing.T, id int) chaos.Scenario {
 // (seen once under -race beside other packages' tests): a second run is
 // made if the first fails, and one pass is required.
 func TestScenario16SlowBackend(t *testing.T) {
+	testlock.Realtime(t)
 	if testing.Short() {
 		t.Skip("runs for about 17s, 35s if run twice")
 	}
@@ -50,6 +53,7 @@ func (p *noLimit) StartAdaptive(ctx context.Context, upstreams []string) (string
 func (p *noLimit) ConcurrencyLimit(string) (int, bool) { return 0, false }
 
 func TestScenario16FailsWithoutLimit(t *testing.T) {
+	testlock.Realtime(t)
 	if testing.Short() {
 		t.Skip("runs for about 13s")
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/sluice-gw/sluice/internal/gateway"
 	"github.com/sluice-gw/sluice/internal/gateway/gatewaytest"
 	"github.com/sluice-gw/sluice/internal/redisconn/redistest"
+
+	"github.com/sluice-gw/sluice/internal/testlock"
 )
 
 func send(t *testing.T, c *http.Client, g *gateway.Gateway, path string, h http.Header) *http.Response {
@@ -109,6 +111,7 @@ func TestRequestRateLimiter(t *testing.T) {
 }
 
 func TestRequestRateLimiterRedisDown(t *testing.T) {
+	testlock.Realtime(t)
 	rs := redistest.Start(t)
 	be := gatewaytest.NewEcho(t, "be")
 	g := gatewaytest.Start(t, fmt.Sprintf(`
@@ -164,6 +167,7 @@ func TestRequestRateLimiterRedisDown(t *testing.T) {
 // still reach Redis within that second): the bucket permits exactly
 // burst + 10 × rate.
 func TestRequestRateLimiterAccuracy(t *testing.T) {
+	testlock.Realtime(t)
 	if testing.Short() {
 		t.Skip("10 s load test")
 	}

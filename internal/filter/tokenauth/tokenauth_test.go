@@ -16,6 +16,8 @@ import (
 	"github.com/sluice-gw/sluice/internal/gateway"
 	"github.com/sluice-gw/sluice/internal/gateway/gatewaytest"
 	"github.com/sluice-gw/sluice/internal/redisconn/redistest"
+
+	"github.com/sluice-gw/sluice/internal/testlock"
 )
 
 // setup starts Redis, a backend and a gateway with a TokenAuth route
@@ -208,6 +210,7 @@ func timed(c *http.Client, url string, h map[string]string) (int, time.Duration,
 
 // TestTokenAuthRedisDown is scenario 17: Redis is killed mid-test.
 func TestTokenAuthRedisDown(t *testing.T) {
+	testlock.Realtime(t)
 	const timeout = 100 * time.Millisecond
 	rs, rc, _, g := setup(t, "timeout: 100ms\n          circuit_open_for: 300ms")
 	bearer := map[string]string{"Authorization": "Bearer good"}

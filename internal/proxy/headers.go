@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -35,9 +36,13 @@ func removeHopByHop(h http.Header) (upgrade string) {
 			upgrade = h.Get("Upgrade")
 		}
 		for _, v := range c {
-			for _, f := range strings.Split(v, ",") {
-				if f = textproto(f); f != "" {
-					delete(h, f)
+			for v != "" {
+				var f string
+				f, v, _ = strings.Cut(v, ",")
+				// Hop-by-hop headers are deleted below anyway; skipping them
+				// here spares canonicalizing "keep-alive" on every response.
+				if f = strings.TrimSpace(f); f != "" && !isHopHeader(f) {
+					delete(h, http.CanonicalHeaderKey(f))
 				}
 			}
 		}
@@ -54,12 +59,13 @@ func removeHopByHop(h http.Header) (upgrade string) {
 	return upgrade
 }
 
-func textproto(f string) string {
-	f = strings.TrimSpace(f)
-	if f == "" {
-		return ""
+func isHopHeader(f string) bool {
+	for _, k := range hopHeaders {
+		if strings.EqualFold(f, k) {
+			return true
+		}
 	}
-	return http.CanonicalHeaderKey(f)
+	return false
 }
 
 // forwarded sets X-Forwarded-For/-Proto/-Host/-Port and Forwarded on an
@@ -73,49 +79,90 @@ func forwarded(h http.Header, r *http.Request, peer netip.Addr, trusted bool, tr
 	if r.TLS != nil {
 		proto = "https"
 	}
-	port := ""
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if ap, err := netip.ParseAddrPort(la.String()); err == nil {
-			port = itoa(int(ap.Port()))
-		}
-	}
+	port := localPort(r)
 	ip := peer.Unmap().String()
 	client := peer
+	// The values set here share one backing array (capacity 1 each, so a
+	// filter that appends to one copies it): one allocation, not five.
+	vals := make([]string, 0, 5)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		n := len(vals)
+		h[k] = vals[n-1 : n : n]
+	}
 	if trusted {
 		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
 			client = clientFrom(prior, peer, trustedNets)
-			h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
+			set("X-Forwarded-For", strings.Join(prior, ", ")+", "+ip)
 		} else {
-			h["X-Forwarded-For"] = []string{ip}
+			set("X-Forwarded-For", ip)
 		}
-		setIfAbsent(h, "X-Forwarded-Proto", proto)
-		setIfAbsent(h, "X-Forwarded-Host", r.Host)
-		if port != "" {
-			setIfAbsent(h, "X-Forwarded-Port", port)
+		if len(h["X-Forwarded-Proto"]) == 0 {
+			set("X-Forwarded-Proto", proto)
+		}
+		if len(h["X-Forwarded-Host"]) == 0 {
+			set("X-Forwarded-Host", r.Host)
+		}
+		if port != "" && len(h["X-Forwarded-Port"]) == 0 {
+			set("X-Forwarded-Port", port)
 		}
 	} else {
-		h["X-Forwarded-For"] = []string{ip}
-		h["X-Forwarded-Proto"] = []string{proto}
-		h["X-Forwarded-Host"] = []string{r.Host}
+		set("X-Forwarded-For", ip)
+		set("X-Forwarded-Proto", proto)
+		set("X-Forwarded-Host", r.Host)
 		if port != "" {
-			h["X-Forwarded-Port"] = []string{port}
+			set("X-Forwarded-Port", port)
 		} else {
 			delete(h, "X-Forwarded-Port")
 		}
 	}
-	elem := "for=" + forNode(peer) + ";host=" + quote(r.Host) + ";proto=" + proto
-	if prior := h["Forwarded"]; trusted && len(prior) > 0 {
-		h["Forwarded"] = []string{strings.Join(prior, ", ") + ", " + elem}
+	node := ip
+	if peer.Unmap().Is6() {
+		node = `"[` + ip + `]"`
+	}
+	var elem string
+	if host := r.Host; plainToken(host) {
+		elem = "for=" + node + ";host=" + host + ";proto=" + proto
 	} else {
-		h["Forwarded"] = []string{elem}
+		elem = "for=" + node + `;host="` + escapeQuoted(host) + `";proto=` + proto
+	}
+	if prior := h["Forwarded"]; trusted && len(prior) > 0 {
+		set("Forwarded", strings.Join(prior, ", ")+", "+elem)
+	} else {
+		set("Forwarded", elem)
 	}
 	return client
 }
 
-func setIfAbsent(h http.Header, k, v string) {
-	if len(h[k]) == 0 {
-		h[k] = []string{v}
+// localPort is the port the request arrived on, as a string.
+func localPort(r *http.Request) string {
+	switch la := r.Context().Value(http.LocalAddrContextKey).(type) {
+	case *net.TCPAddr:
+		return portString(la.Port)
+	case net.Addr:
+		if ap, err := netip.ParseAddrPort(la.String()); err == nil {
+			return portString(int(ap.Port()))
+		}
 	}
+	return ""
+}
+
+// lastPort caches the string of the last port seen: a gateway listens on
+// one or two ports, so this saves an allocation per request.
+var lastPort atomic.Pointer[portName]
+
+type portName struct {
+	n int
+	s string
+}
+
+func portString(n int) string {
+	if p := lastPort.Load(); p != nil && p.n == n {
+		return p.s
+	}
+	p := &portName{n: n, s: itoa(n)}
+	lastPort.Store(p)
+	return p.s
 }
 
 // clientFrom walks X-Forwarded-For from the right, skipping trusted proxies.
@@ -150,23 +197,24 @@ func contains(nets []netip.Prefix, a netip.Addr) bool {
 	return false
 }
 
-// forNode formats an address for Forwarded (RFC 7239 §6): IPv6 quoted in brackets.
-func forNode(a netip.Addr) string {
-	a = a.Unmap()
-	if a.Is6() {
-		return `"[` + a.String() + `]"`
-	}
-	return a.String()
-}
-
-func quote(s string) string {
+// plainToken reports whether s can stand unquoted as a Forwarded value
+// (RFC 7239 §4: a token; "host:port" and IPv6 literals must be quoted).
+func plainToken(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c == '.' || c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return `"` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`) + `"`
+			return false
 		}
 	}
-	return s
+	return true
+}
+
+// escapeQuoted escapes s for a quoted-string.
+func escapeQuoted(s string) string {
+	if !strings.ContainsAny(s, `\"`) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`)
 }
 
 func itoa(n int) string {

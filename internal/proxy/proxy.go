@@ -125,7 +125,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if end != nil {
 		end(status)
 	}
-	if h.AccessLog && h.Log != nil && h.access.keep(status) {
+	if h.AccessLog && h.Log != nil && h.Log.Enabled(r.Context(), slog.LevelInfo) && h.access.keep(status) {
 		h.logAccess(r, ex, status, reqBytes, cw.n)
 	}
 	if cw.cut {
@@ -184,13 +184,12 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 		w.Header().Set("Keep-Alive", h.KeepAlive)
 	}
 	t := h.table.Load()
-	var in route.Input
-	if err := in.Prepare(r); err != nil {
+	i, path, ok, err := match(t.Match, r, ex)
+	if err != nil {
 		return h.fail(w, ex, &exchange.Error{Status: http.StatusBadRequest, Reason: exchange.BadRequest, Err: err}), 0
 	}
-	i, ok := t.Match.Match(&in)
 	if !ok {
-		return h.fail(w, ex, &exchange.Error{Status: http.StatusNotFound, Reason: exchange.NoRoute, Err: errors.New("no route matches " + r.Method + " " + in.Path)}), 0
+		return h.fail(w, ex, &exchange.Error{Status: http.StatusNotFound, Reason: exchange.NoRoute, Err: errors.New("no route matches " + r.Method + " " + path)}), 0
 	}
 	rt := t.Routes[i]
 	ex.RouteID = rt.ID
@@ -208,10 +207,6 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 		h.Limit.Release(latency, sampled)
 		rt.Limit.Release(latency, sampled)
 	}()
-	for j := 0; j < in.Vars.Len(); j++ {
-		n, v := in.Vars.At(j)
-		ex.Vars = append(ex.Vars, exchange.Var{Name: n, Value: v})
-	}
 	peer, _ := netip.ParseAddrPort(r.RemoteAddr)
 	trusted := contains(h.TrustedProxies, peer.Addr())
 
@@ -242,7 +237,7 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 	counted := &countingBody{rc: body}
 	out := r.WithContext(exchange.With(r.Context(), ex))
 	out.RequestURI = ""
-	out.URL = &url.URL{Scheme: "http", Path: in.Path, RawQuery: r.URL.RawQuery}
+	out.URL = &url.URL{Scheme: "http", Path: path, RawQuery: r.URL.RawQuery}
 	out.Host = ""
 	out.Close = false
 	if r.ContentLength == 0 && r.Header.Get("Transfer-Encoding") == "" && len(r.TransferEncoding) == 0 {
@@ -427,7 +422,7 @@ func (h *Handler) fail(w *countingWriter, ex *exchange.Exchange, err error) int 
 	}
 	b = append(b, "}\n"...)
 	w.Write(b)
-	if h.Log != nil && ge.Status >= 500 {
+	if h.Log != nil && ge.Status >= 500 && h.Log.Enabled(context.Background(), slog.LevelDebug) {
 		h.Log.LogAttrs(context.Background(), slog.LevelDebug, "gateway error", slog.String("route", ex.RouteID),
 			slog.String("reason", ge.Reason), slog.String("error", ge.Error()))
 	}

@@ -50,6 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	scenarios := fs.String("scenarios", strings.Join(bench.ScenarioNames(), ","), "scenarios, comma separated")
 	proxies := fs.String("proxies", strings.Join(bench.PeerNames(), ","), "proxies, comma separated")
 	fs.StringVar(&cfg.SluiceBin, "sluice-bin", "", "sluice executable (default: sluice next to this program, else in PATH)")
+	fs.StringVar(&cfg.CompareBin, "compare-bin", "", "a second sluice executable, measured as sluice-b in the same rounds (A/B of two builds)")
 	fs.StringVar(&cfg.LoadCPU, "load-cpu", "0", "CPUs of the load generator (taskset list)")
 	fs.StringVar(&cfg.ProxyCPU, "proxy-cpu", "1", "CPUs of the proxy and the backend (taskset list)")
 	fs.StringVar(&cfg.PprofDir, "pprof", "", "directory for Sluice's CPU and allocation profiles (first round of each scenario)")

@@ -33,6 +33,10 @@ type Config struct {
 	Scenarios   []string      // default: all
 	Proxies     []string      // default: all
 	SluiceBin   string        // the sluice executable
+	// CompareBin, if set, adds a peer "sluice-b" run from this executable
+	// with the same config, for A/B comparisons of two builds (PGO, GC
+	// settings) measured in the same interleaved rounds.
+	CompareBin string
 	Self        string        // this executable (runs the baseline peer)
 	LoadCPU     string        // taskset CPU list of the load generator; default "0"
 	ProxyCPU    string        // taskset CPU list of the proxies and the backend; default "1"
@@ -328,6 +332,14 @@ func selection(cfg Config) ([]Scenario, []*Peer, error) {
 		scenarios = append(scenarios, Scenarios[i])
 	}
 	all := Peers(cfg.SluiceBin, cfg.Self)
+	if cfg.CompareBin != "" {
+		b := *all[0]
+		b.Name, b.Binary = "sluice-b", cfg.CompareBin
+		all = slices.Insert(all, 1, &b)
+		if len(cfg.Proxies) > 0 && !slices.Contains(cfg.Proxies, "sluice-b") {
+			cfg.Proxies = append(slices.Clone(cfg.Proxies), "sluice-b")
+		}
+	}
 	var peers []*Peer
 	if len(cfg.Proxies) == 0 {
 		peers = all

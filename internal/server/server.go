@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -99,10 +98,7 @@ type connInfo struct {
 
 // Listen binds the listener; Serve runs it.
 func Listen(opt Options, h http.Handler, log *slog.Logger) (*Server, error) {
-	lc := net.ListenConfig{KeepAliveConfig: opt.KeepAlive}
-	if opt.ReusePort {
-		lc.Control = reusePort
-	}
+	lc := listenConfig(opt)
 	ln, err := lc.Listen(context.Background(), "tcp", opt.Addr)
 	if err != nil {
 		return nil, err
@@ -284,15 +280,4 @@ func (c *countedConn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return nil
-}
-
-func reusePort(network, address string, c syscall.RawConn) error {
-	var serr error
-	err := c.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, soReusePort, 1)
-	})
-	if err != nil {
-		return err
-	}
-	return serr
 }

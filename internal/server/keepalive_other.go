@@ -1,0 +1,9 @@
+//go:build !linux
+
+package server
+
+import "net"
+
+const keepAliveInherited = false
+
+func setKeepAlive(int, net.KeepAliveConfig) error { return nil }

@@ -37,9 +37,9 @@ type Config struct {
 	// with the same config, for A/B comparisons of two builds (PGO, GC
 	// settings) measured in the same interleaved rounds.
 	CompareBin string
-	Self        string        // this executable (runs the baseline peer)
-	LoadCPU     string        // taskset CPU list of the load generator; default "0"
-	ProxyCPU    string        // taskset CPU list of the proxies and the backend; default "1"
+	Self       string // this executable (runs the baseline peer)
+	LoadCPU    string // taskset CPU list of the load generator; default "0"
+	ProxyCPU   string // taskset CPU list of the proxies and the backend; default "1"
 	// PprofDir, if set, receives a CPU profile of Sluice taken during its
 	// first measured run of each scenario, and its allocation profile after.
 	PprofDir string
@@ -108,6 +108,14 @@ func Run(ctx context.Context, cfg Config) ([]Table, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, p := range peers {
+		if p.Binary, err = lookPath(p.Name, p.Binary); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := lookPath("backend", "nginx"); err != nil {
+		return nil, err
+	}
 	if _, err := lookPath("taskset", "taskset"); err != nil {
 		return nil, err
 	}
@@ -119,14 +127,6 @@ func Run(ctx context.Context, cfg Config) ([]Table, error) {
 	}
 	if slices.ContainsFunc(scenarios, func(s Scenario) bool { return s.Tool == "h2load" }) {
 		if ld.h2load, err = lookPath("load generator", "h2load"); err != nil {
-			return nil, err
-		}
-	}
-	if _, err := lookPath("backend", "nginx"); err != nil {
-		return nil, err
-	}
-	for _, p := range peers {
-		if p.Binary, err = lookPath(p.Name, p.Binary); err != nil {
 			return nil, err
 		}
 	}

@@ -211,8 +211,10 @@ func (pr *process) stop() {
 		pr.cmd.Process.Kill()
 		<-pr.exited
 	}
+	// Descendants left behind (an nginx worker whose master was killed) are
+	// orphans now; a PID whose parent is anyone else was reused, not ours.
 	for _, pid := range pids[1:] {
-		if alive(pid) {
+		if s, err := readStat(pid); err == nil && (s.ppid == 1 || s.ppid == pids[0]) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}

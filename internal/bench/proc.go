@@ -7,7 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -116,5 +115,3 @@ func parseHWM(f *os.File) int64 {
 	}
 	return 0
 }
-
-func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }

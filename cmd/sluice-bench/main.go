@@ -78,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	started := time.Now().UTC()
+	started, load := time.Now().UTC(), bench.LoadAverage()
 	tables, err := bench.Run(ctx, cfg)
 	if err != nil && len(tables) == 0 {
 		fmt.Fprintln(stderr, "sluice-bench:", err)
@@ -86,7 +86,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "Run %s, %v per run, %d rounds, %d wrk connections; wrk on CPU %s, proxy and backend on CPU %s.\n\n",
 		started.Format("2006-01-02 15:04 MST"), cfg.Duration, cfg.Rounds, cfg.Connections, cfg.LoadCPU, cfg.ProxyCPU)
-	fmt.Fprintln(stdout, bench.Machine())
+	fmt.Fprintf(stdout, "Command: `%s`\n\n", strings.Join(append([]string{filepath.Base(os.Args[0])}, args...), " "))
+	fmt.Fprint(stdout, bench.Machine())
+	fmt.Fprintf(stdout, "- load average (1, 5, 15 min) at the start: %s; at the end: %s\n\n", load, bench.LoadAverage())
 	bench.WriteMarkdown(stdout, tables)
 	if err != nil {
 		fmt.Fprintln(stderr, "sluice-bench: stopped early:", err)

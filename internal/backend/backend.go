@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -243,16 +244,14 @@ func (c *tapConn) Close() error {
 	}
 	// Bytes that arrived but were never read make the kernel answer the
 	// close with an RST; take them (and keep the RST) so that a request
-	// dropped that way is recorded too. The close follows the read at once:
-	// bytes arriving in between are dropped unrecorded.
-	tc, ok := c.Conn.(*net.TCPConn)
-	if ok {
-		buf := make([]byte, 64<<10)
-		tc.SetReadDeadline(time.Now())
-		if n, _ := tc.Read(buf); n > 0 {
+	// dropped that way is recorded too. They are taken without blocking and
+	// without a read deadline, which would wake the server's own read on
+	// this conn and let it close the conn first; the close follows at once.
+	if tc, ok := c.Conn.(*net.TCPConn); ok {
+		if data := takePending(tc); len(data) > 0 {
 			tc.SetLinger(0)
 			c.mu.Lock()
-			c.pending = append(c.pending, buf[:n]...)
+			c.pending = append(c.pending, data...)
 			c.mu.Unlock()
 		}
 	}
@@ -261,6 +260,28 @@ func (c *tapConn) Close() error {
 		onDrop(method, id)
 	}
 	return err
+}
+
+// takePending returns the bytes waiting in c's receive buffer, without
+// blocking and without taking the conn's read lock (which the server's
+// goroutine, blocked in Read, holds).
+func takePending(c *net.TCPConn) []byte {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var out []byte
+	buf := make([]byte, 64<<10)
+	rc.Control(func(fd uintptr) {
+		for {
+			n, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_DONTWAIT)
+			if n <= 0 || err != nil {
+				return
+			}
+			out = append(out, buf[:n]...)
+		}
+	})
+	return out
 }
 
 type tapListener struct {

@@ -336,8 +336,8 @@ type event struct {
 type pipe struct {
 	src, dst *net.TCPConn
 	q        chan event
-	finDone  bool        // FIN delivered to dst; only the writer touches it
-	srcEOF   atomic.Bool // src sent its FIN
+	finDone  atomic.Bool   // the relay sent (or is sending) its FIN to dst
+	readDone chan struct{} // closed when reading src has ended (EOF, RST or the link's end)
 }
 
 type link struct {
@@ -359,8 +359,8 @@ func newLink(r *Relay, client, server *net.TCPConn, dropIdle time.Duration) *lin
 		r:        r,
 		client:   client,
 		server:   server,
-		up:       &pipe{src: client, dst: server, q: make(chan event, 64)},
-		down:     &pipe{src: server, dst: client, q: make(chan event, 64)},
+		up:       &pipe{src: client, dst: server, q: make(chan event, 64), readDone: make(chan struct{})},
+		down:     &pipe{src: server, dst: client, q: make(chan event, 64), readDone: make(chan struct{})},
 		done:     make(chan struct{}),
 		dropIdle: dropIdle,
 	}
@@ -446,6 +446,7 @@ func (l *link) push(p *pipe, e event) bool {
 }
 
 func (l *link) read(p *pipe) {
+	defer close(p.readDone)
 	fromClient := p == l.up
 	for {
 		buf := make([]byte, 32<<10)
@@ -482,8 +483,17 @@ func (l *link) read(p *pipe) {
 			return
 		}
 		if errors.Is(err, io.EOF) {
-			p.srcEOF.Store(true)
 			l.push(p, event{kind: kindFIN, read: now})
+			// Data that reaches src after its FIN, once it has closed its
+			// socket, is answered by its kernel with an RST that no read or
+			// write of ours would see (a read after the FIN returns EOF,
+			// and the data may have been written just before this EOF was
+			// read). Watch for it until the relay sends its own FIN there.
+			rev := l.up
+			if p == l.up {
+				rev = l.down
+			}
+			go l.watchReset(p.src, p, &rev.finDone)
 		} else {
 			// ECONNRESET, or anything else that ended the stream abruptly.
 			l.push(p, event{kind: kindRST, read: now})
@@ -535,18 +545,21 @@ func (l *link) write(p *pipe, rev *pipe) {
 				}
 				broken = true
 				if isReset(err) {
-					// The far side answered with an RST; it travels back.
-					l.push(rev, event{kind: kindRST, read: time.Now()})
+					// The far side answered with an RST; it travels back,
+					// after the FIN that side may have sent first: rev's
+					// reader queues that FIN before it stops reading.
+					go func() {
+						select {
+						case <-rev.readDone:
+							l.push(rev, event{kind: kindRST, read: time.Now()})
+						case <-l.done:
+						}
+					}()
 				}
-			} else if rev.srcEOF.Load() {
-				// Data to a side that has sent its FIN: if that side has
-				// closed its socket, its kernel answers with an RST, which no
-				// read or write of ours would see. Watch for it.
-				go l.watchReset(p.dst, rev)
 			}
 		case kindFIN:
-			if !p.finDone {
-				p.finDone = true
+			if !p.finDone.Load() {
+				p.finDone.Store(true)
 				p.dst.CloseWrite()
 				if l.fins.Add(1) == 2 {
 					l.abort(false)
@@ -560,12 +573,16 @@ func (l *link) write(p *pipe, rev *pipe) {
 	}
 }
 
-// watchReset waits up to a second for c to be reset and sends the RST on
-// through rev, as a router would pass it on.
-func (l *link) watchReset(c *net.TCPConn, rev *pipe) {
-	for i := 0; i < 1000 && !l.isDone(); i++ {
+// watchReset waits up to a second for c, which has sent its FIN, to be
+// reset, and sends the RST on through p (whose src is c), as a router would
+// pass it on. It stops once the relay has sent c its own FIN: the normal
+// close that follows ends in the same TCP state as a reset.
+func (l *link) watchReset(c *net.TCPConn, p *pipe, finSent *atomic.Bool) {
+	for i := 0; i < 1000 && !l.isDone() && !finSent.Load(); i++ {
 		if wasReset(c) {
-			l.push(rev, event{kind: kindRST, read: time.Now()})
+			if !finSent.Load() {
+				l.push(p, event{kind: kindRST, read: time.Now()})
+			}
 			return
 		}
 		time.Sleep(time.Millisecond)

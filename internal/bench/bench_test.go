@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/internal/config"
+
+	"github.com/sluice-gw/sluice/internal/peerproc"
 )
 
 // The test binary doubles as the baseline peer, as sluice-bench does.
@@ -238,7 +240,7 @@ func TestTemplates(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg, err := render(string(text), data)
+			cfg, err := peerproc.Render(string(text), data)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-gw/sluice/internal/peerproc"
 )
 
 // Scenario is one load shape, run the same way against every peer.
@@ -80,7 +82,7 @@ var benchLine = regexp.MustCompile(`BENCH requests=(\d+) duration_us=(\d+) error
 func parseWrk(out string) (Result, error) {
 	m := benchLine.FindStringSubmatch(out)
 	if m == nil {
-		return Result{}, fmt.Errorf("no result line in wrk's output:\n%s", tail([]byte(out), 1000))
+		return Result{}, fmt.Errorf("no result line in wrk's output:\n%s", peerproc.Tail([]byte(out), 1000))
 	}
 	n := make([]int64, len(m))
 	for i := 1; i < len(m); i++ {
@@ -113,7 +115,7 @@ func (l *load) run(ctx context.Context, sc Scenario, addr string, d time.Duratio
 	args = append(args, "http://"+addr+sc.Path)
 	out, err := command(ctx, d+15*time.Second, "taskset", args...)
 	if err != nil {
-		return Result{}, fmt.Errorf("wrk: %w: %s", err, tail(out, 1000))
+		return Result{}, fmt.Errorf("wrk: %w: %s", err, peerproc.Tail(out, 1000))
 	}
 	return parseWrk(string(out))
 }
@@ -125,7 +127,7 @@ func (l *load) runH2load(ctx context.Context, sc Scenario, addr string, d time.D
 		"-D" + seconds(d), "--log-file=" + logPath, "http://" + addr + sc.Path}
 	out, err := command(ctx, d+15*time.Second, "taskset", args...)
 	if err != nil {
-		return Result{}, fmt.Errorf("h2load: %w: %s", err, tail(out, 1000))
+		return Result{}, fmt.Errorf("h2load: %w: %s", err, peerproc.Tail(out, 1000))
 	}
 	f, err := os.Open(logPath)
 	if err != nil {
@@ -146,7 +148,7 @@ var (
 func parseH2load(out string, log io.Reader, d time.Duration) (Result, error) {
 	m := h2Requests.FindStringSubmatch(out)
 	if m == nil {
-		return Result{}, fmt.Errorf("no request counts in h2load's output:\n%s", tail([]byte(out), 1000))
+		return Result{}, fmt.Errorf("no request counts in h2load's output:\n%s", peerproc.Tail([]byte(out), 1000))
 	}
 	var r Result
 	succeeded, _ := strconv.ParseInt(m[4], 10, 64)

@@ -1,20 +1,18 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
-	"text/template"
 	"time"
+
+	"github.com/sluice-gw/sluice/internal/peerproc"
 )
 
 //go:embed templates/*.tmpl
@@ -118,7 +116,7 @@ func start(ctx context.Context, p *Peer, data TemplateData, cpus string, verbose
 		return nil, err
 	}
 	os.Chmod(dir, 0o755) // nginx workers may run as another user
-	ports, err := freePorts(3)
+	ports, err := peerproc.FreePorts(3)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -134,7 +132,7 @@ func start(ctx context.Context, p *Peer, data TemplateData, cpus string, verbose
 			os.RemoveAll(dir)
 			return nil, err
 		}
-		cfg, err := render(string(text), data)
+		cfg, err := peerproc.Render(string(text), data)
 		if err == nil {
 			err = os.WriteFile(data.Config, []byte(cfg), 0o644)
 		}
@@ -146,7 +144,7 @@ func start(ctx context.Context, p *Peer, data TemplateData, cpus string, verbose
 	args := []string{"-c", cpus, p.Binary}
 	var env []string
 	for _, a := range p.Args {
-		s, err := render(a, data)
+		s, err := peerproc.Render(a, data)
 		if err != nil {
 			os.RemoveAll(dir)
 			return nil, err
@@ -154,7 +152,7 @@ func start(ctx context.Context, p *Peer, data TemplateData, cpus string, verbose
 		args = append(args, s)
 	}
 	for _, e := range p.Env {
-		s, err := render(e, data)
+		s, err := peerproc.Render(e, data)
 		if err != nil {
 			os.RemoveAll(dir)
 			return nil, err
@@ -180,10 +178,10 @@ func start(ctx context.Context, p *Peer, data TemplateData, cpus string, verbose
 	pr := &process{name: p.Name, cmd: cmd, data: data, exited: make(chan struct{}), output: logPath}
 	go func() { cmd.Wait(); logFile.Close(); close(pr.exited) }()
 	addr := data.Listen
-	if err := waitListening(ctx, addr, 15*time.Second, pr.exited); err != nil {
+	if err := peerproc.WaitListening(ctx, addr, 15*time.Second, pr.exited); err != nil {
 		out, _ := os.ReadFile(logPath)
 		pr.stop()
-		return nil, fmt.Errorf("%s: %w; output:\n%s", p.Name, err, tail(out, 2000))
+		return nil, fmt.Errorf("%s: %w; output:\n%s", p.Name, err, peerproc.Tail(out, 2000))
 	}
 	return pr, nil
 }
@@ -219,63 +217,4 @@ func (pr *process) stop() {
 		}
 	}
 	os.RemoveAll(pr.data.Dir)
-}
-
-func render(text string, data TemplateData) (string, error) {
-	t, err := template.New("").Option("missingkey=error").Parse(text)
-	if err != nil {
-		return "", err
-	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
-		return "", err
-	}
-	return b.String(), nil
-}
-
-func waitListening(ctx context.Context, addr string, timeout time.Duration, exited <-chan struct{}) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return errors.New("process exited before listening")
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			time.Sleep(200 * time.Millisecond) // let it finish starting up
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("not listening on %s after %v", addr, timeout)
-}
-
-// freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return strings.TrimSpace(string(b))
 }

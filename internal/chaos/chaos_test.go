@@ -13,6 +13,8 @@ import (
 	"github.com/sluice-gw/sluice/internal/backend"
 
 	"github.com/sluice-gw/sluice/internal/testlock"
+
+	"github.com/sluice-gw/sluice/internal/peerproc"
 )
 
 func TestMain(m *testing.M) {
@@ -188,7 +190,7 @@ func TestTemplates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
-			cfg, err := render(tc.cmd.Template, data)
+			cfg, err := peerproc.Render(tc.cmd.Template, data)
 			if err != nil {
 				t.Fatal(err)
 			}

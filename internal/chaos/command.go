@@ -1,21 +1,19 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
-	"text/template"
 	"time"
+
+	"github.com/sluice-gw/sluice/internal/peerproc"
 )
 
 //go:embed templates/*.tmpl
@@ -60,7 +58,7 @@ func (c *Command) Start(ctx context.Context, upstreams []string) (string, func()
 		return "", nil, err
 	}
 	os.Chmod(dir, 0o755) // nginx workers may run as another user
-	ports, err := freePorts(2)
+	ports, err := peerproc.FreePorts(2)
 	if err != nil {
 		os.RemoveAll(dir)
 		return "", nil, err
@@ -72,7 +70,7 @@ func (c *Command) Start(ctx context.Context, upstreams []string) (string, func()
 		Dir:         dir,
 		Config:      filepath.Join(dir, c.ConfigName),
 	}
-	cfg, err := render(c.Template, data)
+	cfg, err := peerproc.Render(c.Template, data)
 	if err == nil {
 		err = os.WriteFile(data.Config, []byte(cfg), 0o644)
 	}
@@ -82,7 +80,7 @@ func (c *Command) Start(ctx context.Context, upstreams []string) (string, func()
 			break
 		}
 		var s string
-		s, err = render(a, data)
+		s, err = peerproc.Render(a, data)
 		args = append(args, s)
 	}
 	for _, e := range c.Env {
@@ -90,7 +88,7 @@ func (c *Command) Start(ctx context.Context, upstreams []string) (string, func()
 			break
 		}
 		var s string
-		s, err = render(e, data)
+		s, err = peerproc.Render(e, data)
 		env = append(env, s)
 	}
 	if err != nil {
@@ -132,71 +130,12 @@ func (c *Command) Start(ctx context.Context, upstreams []string) (string, func()
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
-	if err := waitListening(ctx, data.Listen, timeout, exited); err != nil {
+	if err := peerproc.WaitListening(ctx, data.Listen, timeout, exited); err != nil {
 		out, _ := os.ReadFile(logPath)
 		stop()
-		return "", nil, fmt.Errorf("%s: %w; output:\n%s", c.ProxyName, err, tail(out, 2000))
+		return "", nil, fmt.Errorf("%s: %w; output:\n%s", c.ProxyName, err, peerproc.Tail(out, 2000))
 	}
 	return data.Listen, stop, nil
-}
-
-func render(text string, data TemplateData) (string, error) {
-	t, err := template.New("").Option("missingkey=error").Parse(text)
-	if err != nil {
-		return "", err
-	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
-		return "", err
-	}
-	return b.String(), nil
-}
-
-func waitListening(ctx context.Context, addr string, timeout time.Duration, exited <-chan struct{}) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return errors.New("process exited before listening")
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			time.Sleep(200 * time.Millisecond) // let it finish starting up
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("not listening on %s after %v", addr, timeout)
-}
-
-// freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return strings.TrimSpace(string(b))
 }
 
 func mustTemplate(name string) string {

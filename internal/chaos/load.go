@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-gw/sluice/internal/peerproc"
 )
 
 var discardLog = log.New(io.Discard, "", 0)
@@ -137,11 +139,11 @@ func (c *Client) Do(ctx context.Context, method string) Outcome {
 		case err != nil:
 			o.Err, o.Detail = "body", err.Error()
 		case resp.StatusCode != http.StatusOK:
-			o.Err, o.Detail = "status_"+strconv.Itoa(resp.StatusCode), tail(b, 200)
+			o.Err, o.Detail = "status_"+strconv.Itoa(resp.StatusCode), peerproc.Tail(b, 200)
 		case method == http.MethodPost && string(b) != "len="+strconv.Itoa(len(c.body)):
-			o.Err, o.Detail = "body", tail(b, 200)
+			o.Err, o.Detail = "body", peerproc.Tail(b, 200)
 		case method != http.MethodPost && (!strings.HasPrefix(string(b), "backend=") || !strings.HasSuffix(string(b), " path="+path)):
-			o.Err, o.Detail = "body", tail(b, 200)
+			o.Err, o.Detail = "body", peerproc.Tail(b, 200)
 		}
 	} else {
 		var ne net.Error

@@ -772,12 +772,12 @@ func TestParseSize(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := parseSize(tc.in)
+			got, err := args.ParseSizeSI(tc.in)
 			if err != nil {
 				got = -1
 			}
 			if got != tc.want {
-				t.Errorf("parseSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+				t.Errorf("args.ParseSizeSI(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
 			}
 		})
 	}

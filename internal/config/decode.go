@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-gw/sluice/internal/args"
 )
 
 // The decoder walks a yaml.Node tree into Go values, driven by yaml struct
@@ -440,34 +442,12 @@ func (d *decoder) size(n *yaml.Node, v reflect.Value, path string) {
 	if !ok {
 		return
 	}
-	b, err := parseSize(s)
+	b, err := args.ParseSizeSI(s)
 	if err != nil {
 		d.errorf(pos(n), path, "%q is not a size (like 65536, 64KiB or 10MB)", s)
 		return
 	}
 	v.SetInt(b)
-}
-
-var sizeUnits = map[string]int64{
-	"": 1, "b": 1,
-	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
-	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
-}
-
-// parseSize parses a byte count, like 65536, 64KiB, 64 KiB or 1MB. Units are
-// case-insensitive: KB, MB, GB, TB are powers of 1000; KiB, MiB, GiB, TiB of 1024.
-func parseSize(s string) (int64, error) {
-	i := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
-	if i < 0 {
-		i = len(s)
-	}
-	num, unit := s[:i], strings.ToLower(strings.TrimSpace(s[i:]))
-	n, err := strconv.ParseInt(num, 10, 64)
-	mult, ok := sizeUnits[unit]
-	if err != nil || !ok || n > (1<<63-1)/mult {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
 }
 
 func (d *decoder) prefix(n *yaml.Node, v reflect.Value, path string) {

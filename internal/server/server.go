@@ -36,6 +36,11 @@ type Options struct {
 	TLS *tls.Config
 	// H2C serves cleartext HTTP/2 with prior knowledge beside HTTP/1.1.
 	H2C bool
+	// ReleaseIdleAfter: a plain-text HTTP/1.1 keep-alive connection idle
+	// this long gives net/http's goroutine and buffers back and is held by
+	// a small waiter until the client sends again (release.go). 0 = never;
+	// not under TLS.
+	ReleaseIdleAfter time.Duration
 }
 
 // Server is one proxy listener and its http.Server.
@@ -43,7 +48,11 @@ type Server struct {
 	opt Options
 	srv *http.Server
 	ln  net.Listener
+	// rl is ln when idle connections are released, else nil.
+	rl  *releaseListener
 	log *slog.Logger
+	// stopping: Shutdown began; no connection is released any more.
+	stopping atomic.Bool
 
 	mu    sync.Mutex
 	conns map[net.Conn]*connInfo
@@ -94,6 +103,7 @@ type connInfo struct {
 	idleSince time.Time
 	served    bool // a request was read
 	drained   bool // the drain closed it
+	held      bool // released by net/http, held by a waiter (release.go)
 }
 
 // Listen binds the listener; Serve runs it.
@@ -104,7 +114,16 @@ func Listen(opt Options, h http.Handler, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opt: opt, log: log, conns: map[net.Conn]*connInfo{}}
-	s.ln = &limitListener{Listener: ln, s: s}
+	if opt.TLS != nil || !releaseSupported {
+		s.opt.ReleaseIdleAfter = 0
+	}
+	ll := &limitListener{Listener: ln, s: s}
+	s.ln = ll
+	if s.opt.ReleaseIdleAfter > 0 {
+		s.rl = &releaseListener{limitListener: ll, resumed: make(chan net.Conn),
+			accepted: make(chan acceptResult), done: make(chan struct{})}
+		s.ln = s.rl
+	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetHTTP2(opt.TLS != nil)
@@ -140,29 +159,44 @@ func (s *Server) Serve() error {
 }
 
 func (s *Server) connState(c net.Conn, st http.ConnState) {
+	cc, _ := c.(*clientConn)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch st {
 	case http.StateNew:
+		if ci, ok := s.conns[c]; ok { // a released connection given back
+			ci.state, ci.held = st, false
+			return
+		}
 		s.Accepted.Add(1)
 		s.conns[c] = &connInfo{state: st}
 	case http.StateHijacked, http.StateClosed:
-		if ci, ok := s.conns[c]; ok {
-			delete(s.conns, c)
-			s.Closed.Add(1)
-			why := ClosedAfterRequest
-			switch {
-			case st == http.StateHijacked:
-				why = ClosedUpgraded
-			case ci.drained:
-				why = ClosedDrain
-			case ci.state == http.StateIdle:
-				why = ClosedIdle
-			case !ci.served:
-				why = ClosedNoRequest
-			}
-			s.ClosedBy[why].Add(1)
+		ci, ok := s.conns[c]
+		if !ok {
+			return
 		}
+		if st == http.StateClosed && cc != nil && cc.held.Load() {
+			ci.held = true // still open and idle: a waiter holds it
+			cc.handedBack <- struct{}{}
+			return
+		}
+		if cc != nil {
+			cc.noRelease.Store(true)
+		}
+		delete(s.conns, c)
+		s.Closed.Add(1)
+		why := ClosedAfterRequest
+		switch {
+		case st == http.StateHijacked:
+			why = ClosedUpgraded
+		case ci.drained:
+			why = ClosedDrain
+		case ci.state == http.StateIdle:
+			why = ClosedIdle
+		case !ci.served:
+			why = ClosedNoRequest
+		}
+		s.ClosedBy[why].Add(1)
 	default:
 		if ci := s.conns[c]; ci != nil {
 			ci.state = st
@@ -171,6 +205,9 @@ func (s *Server) connState(c net.Conn, st http.ConnState) {
 			}
 			if st == http.StateIdle {
 				ci.idleSince = time.Now()
+				if cc != nil {
+					cc.idle.Store(true)
+				}
 			}
 		}
 	}
@@ -212,6 +249,20 @@ func (s *Server) CloseIdleSince(t time.Time, grace time.Duration) int {
 // Shutdown stops accepting, closes idle connections, and waits for active
 // ones to finish, until ctx ends; then it closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopping.Store(true)
+	// Held connections are idle ones that net/http no longer knows of.
+	var held []*clientConn
+	s.mu.Lock()
+	for c, ci := range s.conns {
+		if ci.held {
+			ci.drained = true
+			held = append(held, c.(*clientConn))
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range held {
+		c.closeNow()
+	}
 	err := s.srv.Shutdown(ctx)
 	if err != nil {
 		s.srv.Close()
@@ -258,26 +309,10 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			continue
 		}
 		l.s.open.Add(1)
-		return &countedConn{Conn: c, s: l.s}, nil
+		cc := &clientConn{Conn: c, s: l.s}
+		if l.s.rl != nil {
+			cc.handedBack = make(chan struct{}, 1)
+		}
+		return cc, nil
 	}
-}
-
-// countedConn gives its place back when closed.
-type countedConn struct {
-	net.Conn
-	s    *Server
-	once sync.Once
-}
-
-func (c *countedConn) Close() error {
-	c.once.Do(func() { c.s.open.Add(-1) })
-	return c.Conn.Close()
-}
-
-// CloseWrite half-closes (upgraded connections).
-func (c *countedConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
 }

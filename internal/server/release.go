@@ -1,0 +1,268 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Releasing idle connections.
+//
+// For every HTTP/1.1 keep-alive connection net/http keeps a goroutine
+// blocked in a read and two 4 KiB buffers, for as long as the connection is
+// open: about 21 KiB per idle client connection, and a gateway behind a load
+// balancer holds tens of thousands of them. Once a connection has been idle
+// for Options.ReleaseIdleAfter, the Server lets net/http end its serving
+// goroutine (the buffers go back to net/http's pools) but keeps the socket: a
+// small waiter holds it until the client sends again, then hands it back to
+// the http.Server through the listener's Accept. The client sees nothing:
+// the same connection, keep-alive and idle deadline.
+//
+// It is done only where it is provably safe:
+//   - plain-text HTTP/1.1 only: never under TLS (closing a *tls.Conn sends
+//     close_notify), never on HTTP/2 (h2c), never on a hijacked connection;
+//   - only in the read net/http makes while it waits for the next request,
+//     and only when its buffer holds no byte of that request: the read lands
+//     at the start of net/http's read buffer, where the connection's first
+//     read landed (a read after a partial request lands further on).
+//
+// A connection's accounting (open, idle, Closed, ClosedBy, max_connections)
+// is unchanged by a release: it stays open and idle until it really closes.
+
+// errReleased ends net/http's wait for the next request on a connection
+// that is being handed to a waiter.
+var errReleased = errors.New("idle connection released")
+
+// clientConn is an accepted client connection: it gives its max_connections
+// place back when really closed, and carries the release machinery.
+type clientConn struct {
+	net.Conn
+	s *Server
+
+	// base is where the first read of this serve cycle landed: the start of
+	// net/http's read buffer. Written by the serving goroutine only.
+	base *byte
+	// idle is set when net/http reports the connection idle and cleared by
+	// the first byte read after that.
+	idle atomic.Bool
+	// noRelease: HTTP/2 or hijacked; never released.
+	noRelease atomic.Bool
+	// deadline is the read deadline net/http asked for (UnixNano, 0 = none).
+	deadline atomic.Int64
+	// releasing: the idle read ended to release, so the Close that follows
+	// hands the socket to a waiter instead of closing it.
+	releasing atomic.Bool
+	// held: a waiter holds the socket; net/http does not serve it.
+	held atomic.Bool
+	// handedBack receives net/http's StateClosed for a released connection:
+	// only then may the waiter give it back.
+	handedBack chan struct{}
+	closeOnce  sync.Once
+}
+
+func (c *clientConn) Read(p []byte) (int, error) {
+	if c.handedBack == nil || len(p) == 0 {
+		return c.Conn.Read(p)
+	}
+	first := c.base == nil
+	if first {
+		c.base = &p[0]
+	} else if c.idle.Load() && &p[0] == c.base && !c.noRelease.Load() && !c.s.stopping.Load() {
+		return c.idleRead(p)
+	}
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.idle.Store(false)
+		if first && looksHTTP2(p[:n]) {
+			c.noRelease.Store(true)
+		}
+	}
+	return n, err
+}
+
+// idleRead waits for the next request at most ReleaseIdleAfter; then it
+// ends net/http's wait, marking the connection for release.
+func (c *clientConn) idleRead(p []byte) (int, error) {
+	releaseAt := time.Now().Add(c.s.opt.ReleaseIdleAfter)
+	dl := c.deadline.Load()
+	if dl != 0 && dl <= releaseAt.UnixNano() {
+		return c.Conn.Read(p) // the idle timeout comes first
+	}
+	c.Conn.SetReadDeadline(releaseAt)
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		// net/http sets the next request's deadline itself.
+		c.idle.Store(false)
+		return n, err
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) && !c.s.stopping.Load() {
+		c.releasing.Store(true)
+		return 0, errReleased
+	}
+	c.Conn.SetReadDeadline(deadlineTime(dl))
+	return n, err
+}
+
+// looksHTTP2 reports whether a connection's first bytes may be the HTTP/2
+// client preface.
+func looksHTTP2(b []byte) bool {
+	const preface = "PRI * HTTP/2.0"
+	n := min(len(b), len(preface))
+	return bytes.Equal(b[:n], []byte(preface[:n]))
+}
+
+func (c *clientConn) SetReadDeadline(t time.Time) error {
+	c.deadline.Store(deadlineNanos(t))
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *clientConn) SetDeadline(t time.Time) error {
+	c.deadline.Store(deadlineNanos(t))
+	return c.Conn.SetDeadline(t)
+}
+
+func deadlineNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func deadlineTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// Close closes the connection, or, when net/http lets go of a released
+// one, hands the socket to a waiter.
+func (c *clientConn) Close() error {
+	if c.releasing.CompareAndSwap(true, false) && !c.s.stopping.Load() {
+		c.held.Store(true)
+		go c.s.hold(c)
+		return nil
+	}
+	return c.closeNow()
+}
+
+// closeNow really closes the socket and gives the max_connections place back.
+func (c *clientConn) closeNow() error {
+	c.closeOnce.Do(func() { c.s.open.Add(-1) })
+	return c.Conn.Close()
+}
+
+// CloseWrite half-closes (upgraded connections).
+func (c *clientConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// hold waits, without a buffer, until a released connection is readable,
+// then gives it back to the http.Server; at its idle deadline, or when the
+// client closes it, it closes and counts it.
+func (s *Server) hold(c *clientConn) {
+	<-c.handedBack
+	c.Conn.SetReadDeadline(deadlineTime(c.deadline.Load()))
+	if waitReadable(c.Conn) == nil && !s.stopping.Load() {
+		c.base = nil
+		c.idle.Store(false)
+		c.held.Store(false)
+		if s.rl.resume(c) {
+			return
+		}
+		c.held.Store(true)
+	}
+	c.closeNow()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ci, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		s.Closed.Add(1)
+		why := ClosedIdle
+		if ci.drained {
+			why = ClosedDrain
+		}
+		s.ClosedBy[why].Add(1)
+	}
+}
+
+// Held returns how many idle connections are held by waiters, released by
+// net/http.
+func (s *Server) Held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, ci := range s.conns {
+		if ci.held {
+			n++
+		}
+	}
+	return n
+}
+
+// releaseListener is a listener whose Accept also returns released
+// connections that became readable again.
+type releaseListener struct {
+	*limitListener
+	resumed   chan net.Conn
+	accepted  chan acceptResult
+	done      chan struct{}
+	startOnce sync.Once
+	closeOnce sync.Once
+}
+
+type acceptResult struct {
+	c   net.Conn
+	err error
+}
+
+func (l *releaseListener) Accept() (net.Conn, error) {
+	l.startOnce.Do(func() { go l.acceptLoop() })
+	select {
+	case c := <-l.resumed:
+		return c, nil
+	case a := <-l.accepted:
+		return a.c, a.err
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *releaseListener) acceptLoop() {
+	for {
+		c, err := l.limitListener.Accept()
+		select {
+		case l.accepted <- acceptResult{c, err}:
+		case <-l.done:
+			if c != nil {
+				c.Close()
+			}
+			return
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+	}
+}
+
+// resume gives c back to the http.Server; false once the listener is closed.
+func (l *releaseListener) resume(c net.Conn) bool {
+	select {
+	case l.resumed <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *releaseListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.limitListener.Close()
+}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	stdlog "log"
 	"log/slog"
 	"net"
@@ -53,6 +54,8 @@ type Server struct {
 	log *slog.Logger
 	// stopping: Shutdown began; no connection is released any more.
 	stopping atomic.Bool
+	// h2c serves "Upgrade: h2c"; nil unless H2C on a plain listener.
+	h2c *h2cUpgrader
 
 	mu    sync.Mutex
 	conns map[net.Conn]*connInfo
@@ -123,6 +126,13 @@ func Listen(opt Options, h http.Handler, log *slog.Logger) (*Server, error) {
 		s.rl = &releaseListener{limitListener: ll, resumed: make(chan net.Conn),
 			accepted: make(chan acceptResult), done: make(chan struct{})}
 		s.ln = s.rl
+	}
+	if opt.H2C && opt.TLS == nil {
+		if s.h2c, err = newH2CUpgrader(h); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		h = s.h2c
 	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
@@ -263,9 +273,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range held {
 		c.closeNow()
 	}
+	upgradedLeft := make(chan int, 1)
+	if s.h2c != nil {
+		go func() { upgradedLeft <- s.h2c.Shutdown(ctx) }()
+	} else {
+		upgradedLeft <- 0
+	}
 	err := s.srv.Shutdown(ctx)
 	if err != nil {
 		s.srv.Close()
+	}
+	if n := <-upgradedLeft; n > 0 && err == nil {
+		err = fmt.Errorf("%d upgraded HTTP/2 connections still open: %w", n, ctx.Err())
 	}
 	return err
 }

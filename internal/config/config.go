@@ -65,7 +65,10 @@ type Config struct {
 	Compression Compression `yaml:"compression"`
 }
 
-// Server configures the downstream listener.
+// Server configures the downstream (proxy) listener and the settings of the
+// whole gateway. Listen and the connection settings (ReadHeaderTimeout,
+// IdleTimeout, MaxHeaderBytes, MaxConnections, KeepAlive, H2C, TLS) are the
+// primary listener's; Listeners are more listeners beside it.
 type Server struct {
 	Listen string `yaml:"listen"` // host:port
 	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded headers
@@ -89,6 +92,45 @@ type Server struct {
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
 	// Queue is the wait queue of the global limit.
 	Queue Queue `yaml:"queue"`
+	// Listeners are more proxy listeners, serving the same routes. After
+	// Parse, each holds its own values: a field it does not set is the
+	// server's.
+	Listeners []Listener `yaml:"listeners"`
+}
+
+// Listener is one proxy listener: an address and its connection settings.
+type Listener struct {
+	// Name labels the listener's metrics; after Parse it is never empty
+	// (by default, Listen as written).
+	Name              string        `yaml:"name"`
+	Listen            string        `yaml:"listen"` // host:port; required
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	MaxHeaderBytes    int64         `yaml:"max_header_bytes,size"`
+	MaxConnections    int           `yaml:"max_connections"` // 0 = no cap
+	KeepAlive         TCPKeepAlive  `yaml:"keepalive"`
+	H2C               bool          `yaml:"h2c"`
+	// TLS is nil for a plain listener ("off" in the file, or no tls here
+	// nor on the server).
+	TLS *ServerTLS `yaml:"tls"`
+
+	Pos  Pos    `yaml:"-"` // of the list item; zero for the primary
+	Path string `yaml:"-"` // "server.listeners[N]"; "server" for the primary
+}
+
+// Primary returns the listener that Listen and the server's connection
+// settings describe, named by its address as written.
+func (s *Server) Primary() Listener {
+	return Listener{
+		Name: s.Listen, Listen: s.Listen, ReadHeaderTimeout: s.ReadHeaderTimeout, IdleTimeout: s.IdleTimeout,
+		MaxHeaderBytes: s.MaxHeaderBytes, MaxConnections: s.MaxConnections, KeepAlive: s.KeepAlive, H2C: s.H2C,
+		TLS: s.TLS, Path: "server",
+	}
+}
+
+// AllListeners returns every proxy listener: the primary first, then Listeners in file order.
+func (s *Server) AllListeners() []Listener {
+	return append([]Listener{s.Primary()}, s.Listeners...)
 }
 
 // Queue is a bounded wait queue in front of a concurrency limit.
@@ -140,6 +182,9 @@ type ServerTLS struct {
 	// ClientCAFile, when set, requires clients to present a certificate signed by it.
 	ClientCAFile string `yaml:"client_ca_file"`
 	MinVersion   string `yaml:"min_version"` // "1.2" or "1.3"
+
+	// off is "tls: off" in the file, made nil by the validator.
+	off bool
 }
 
 // CertPair is one certificate and its key (PEM files).
@@ -452,3 +497,4 @@ func (r *Route) setDefaults() {
 func (u *Upstream) setLoc(p Pos, path string)   { u.Pos, u.Path = p, path }
 func (r *Route) setLoc(p Pos, path string)      { r.Pos, r.Path = p, path }
 func (d *Definition) setLoc(p Pos, path string) { d.Pos, d.Path = p, path }
+func (l *Listener) setLoc(p Pos, path string)   { l.Pos, l.Path = p, path }

@@ -46,10 +46,10 @@ func TestLoadFull(t *testing.T) {
 			BaseEjectionTime:    10 * time.Second,
 			MaxEjectionPercent:  30,
 		},
-		Pos:  Pos{19, 3},
+		Pos:  Pos{27, 3},
 		Path: "upstreams.backend",
 	}
-	secure := defaultUpstream("secure", Pos{42, 3}, "upstreams.secure", "api.internal:443")
+	secure := defaultUpstream("secure", Pos{50, 3}, "upstreams.secure", "api.internal:443")
 	secure.TLS = &TLS{
 		CAFile:             "testdata/ca.pem",
 		CertFile:           "testdata/cert.pem",
@@ -57,9 +57,9 @@ func TestLoadFull(t *testing.T) {
 		ServerName:         "api.internal",
 		InsecureSkipVerify: true,
 	}
-	direct := defaultUpstream("http://127.0.0.1:9003", Pos{72, 10}, "routes[2].uri", "127.0.0.1:9003")
+	direct := defaultUpstream("http://127.0.0.1:9003", Pos{80, 10}, "routes[2].uri", "127.0.0.1:9003")
 	direct.Implicit = true
-	socket := defaultUpstream("https://[::1]:443", Pos{75, 10}, "routes[3].uri", "[::1]:443")
+	socket := defaultUpstream("https://[::1]:443", Pos{83, 10}, "routes[3].uri", "[::1]:443")
 	socket.Implicit = true
 	socket.TLS = &TLS{}
 
@@ -79,6 +79,34 @@ func TestLoadFull(t *testing.T) {
 			MaxBodySize:       10_000_000,
 			KeepAlive:         TCPKeepAlive{Enabled: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4},
 			H2C:               true,
+			Listeners: []Listener{
+				{
+					Name:              "public-tls",
+					Listen:            "0.0.0.0:9443",
+					ReadHeaderTimeout: 5 * time.Second,
+					IdleTimeout:       120 * time.Second,
+					MaxHeaderBytes:    32 << 10,
+					MaxConnections:    5000,
+					KeepAlive:         TCPKeepAlive{Enabled: true, Idle: 30 * time.Second, Interval: 15 * time.Second, Count: 4},
+					H2C:               true,
+					TLS: &ServerTLS{
+						Certificates: []CertPair{{CertFile: "testdata/cert.pem", KeyFile: "testdata/key.pem"}},
+						MinVersion:   "1.3",
+					},
+					Pos:  Pos{10, 7},
+					Path: "server.listeners[0]",
+				},
+				{
+					Name:              "127.0.0.1:8081",
+					Listen:            "127.0.0.1:8081",
+					ReadHeaderTimeout: 2 * time.Second,
+					IdleTimeout:       60 * time.Second,
+					MaxHeaderBytes:    8 << 10,
+					KeepAlive:         TCPKeepAlive{Enabled: false, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4},
+					Pos:               Pos{16, 7},
+					Path:              "server.listeners[1]",
+				},
+			},
 		},
 		Admin:       Admin{Listen: "127.0.0.1:9902"},
 		Log:         Log{Level: "debug", Format: "text", AccessLog: false, AccessFields: AccessFieldNames, AccessSample2xx: 1},
@@ -93,7 +121,7 @@ func TestLoadFull(t *testing.T) {
 			"https://[::1]:443":     socket,
 		},
 		DefaultFilters: []Definition{
-			{Spec: args.Spec{Name: "AddResponseHeader", Positional: []string{"X-Gateway", "sluice"}}, Pos: Pos{45, 19}, Path: "default_filters[0]"},
+			{Spec: args.Spec{Name: "AddResponseHeader", Positional: []string{"X-Gateway", "sluice"}}, Pos: Pos{53, 19}, Path: "default_filters[0]"},
 		},
 		Routes: []*Route{
 			{
@@ -103,13 +131,13 @@ func TestLoadFull(t *testing.T) {
 				Scheme:   "http",
 				Order:    -1,
 				Predicates: []Definition{
-					{Spec: args.Spec{Name: "Path", Positional: []string{"/api/**"}}, Pos: Pos{51, 9}, Path: "routes[0].predicates[0]"},
-					{Spec: args.Spec{Name: "Header", Positional: []string{"X-Id", `\d+`}}, Pos: Pos{52, 9}, Path: "routes[0].predicates[1]"},
-					{Spec: args.Spec{Name: "Method", Named: map[string][]string{"methods": {"GET", "POST"}}}, Pos: Pos{53, 9}, Path: "routes[0].predicates[2]"},
+					{Spec: args.Spec{Name: "Path", Positional: []string{"/api/**"}}, Pos: Pos{59, 9}, Path: "routes[0].predicates[0]"},
+					{Spec: args.Spec{Name: "Header", Positional: []string{"X-Id", `\d+`}}, Pos: Pos{60, 9}, Path: "routes[0].predicates[1]"},
+					{Spec: args.Spec{Name: "Method", Named: map[string][]string{"methods": {"GET", "POST"}}}, Pos: Pos{61, 9}, Path: "routes[0].predicates[2]"},
 				},
 				Filters: []Definition{
-					{Spec: args.Spec{Name: "StripPrefix", Positional: []string{"1"}}, Pos: Pos{56, 9}, Path: "routes[0].filters[0]"},
-					{Spec: args.Spec{Name: "Retry", Named: map[string][]string{"retries": {"3"}, "backoff.firstBackoff": {"10ms"}}}, Pos: Pos{57, 9}, Path: "routes[0].filters[1]"},
+					{Spec: args.Spec{Name: "StripPrefix", Positional: []string{"1"}}, Pos: Pos{64, 9}, Path: "routes[0].filters[0]"},
+					{Spec: args.Spec{Name: "Retry", Named: map[string][]string{"retries": {"3"}, "backoff.firstBackoff": {"10ms"}}}, Pos: Pos{65, 9}, Path: "routes[0].filters[1]"},
 				},
 				Metadata:        map[string]any{"team": "core", "weight": 3},
 				ResponseTimeout: 5 * time.Second,
@@ -124,16 +152,16 @@ func TestLoadFull(t *testing.T) {
 					MinRetries:         1,
 					BufferLimit:        64 << 10,
 				},
-				Pos:  Pos{47, 5},
+				Pos:  Pos{55, 5},
 				Path: "routes[0]",
 			},
-			defaultRoute("tls", "lb://secure", "secure", "https", Pos{69, 5}, "routes[1]", 20*time.Second, 10_000_000),
-			defaultRoute("direct", "http://127.0.0.1:9003/", "http://127.0.0.1:9003", "http", Pos{71, 5}, "routes[2]", 20*time.Second, 10_000_000),
-			defaultRoute("socket", "wss://[::1]", "https://[::1]:443", "https", Pos{74, 5}, "routes[3]", 20*time.Second, 10_000_000),
+			defaultRoute("tls", "lb://secure", "secure", "https", Pos{77, 5}, "routes[1]", 20*time.Second, 10_000_000),
+			defaultRoute("direct", "http://127.0.0.1:9003/", "http://127.0.0.1:9003", "http", Pos{79, 5}, "routes[2]", 20*time.Second, 10_000_000),
+			defaultRoute("socket", "wss://[::1]", "https://[::1]:443", "https", Pos{82, 5}, "routes[3]", 20*time.Second, 10_000_000),
 		},
 	}
 	want.Routes[2].Predicates = []Definition{
-		{Spec: args.Spec{Name: "Host", Positional: []string{"example.com"}}, Pos: Pos{73, 18}, Path: "routes[2].predicates[0]"},
+		{Spec: args.Spec{Name: "Host", Positional: []string{"example.com"}}, Pos: Pos{81, 18}, Path: "routes[2].predicates[0]"},
 	}
 	diff(t, c, want)
 }
@@ -301,6 +329,56 @@ routes:
 			return []any{c.Upstreams["b"].ConnectTimeout, c.Upstreams["b"].Endpoints[0].Address, c.Routes[1].Retry.Attempts}
 		},
 		want: []any{9 * time.Second, "b:1", 5},
+	},
+	{
+		desc: "a listener takes what it does not set from the server",
+		yaml: `server:
+  listen: ":8080"
+  idle_timeout: 30s
+  max_connections: 100
+  keepalive: {idle: 20s}
+  h2c: false
+  listeners:
+    - {listen: ":8443", idle_timeout: 90s, keepalive: {count: 9}}
+`,
+		got: func(c *Config) any { return c.Server.Listeners },
+		want: []Listener{{Name: ":8443", Listen: ":8443", ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second,
+			MaxHeaderBytes: 64 << 10, MaxConnections: 100,
+			KeepAlive: TCPKeepAlive{Enabled: true, Idle: 20 * time.Second, Interval: 15 * time.Second, Count: 9},
+			Pos:       Pos{8, 7}, Path: "server.listeners[0]"}},
+	},
+	{
+		desc: "a listener takes server.tls unless it says tls: off",
+		yaml: `server:
+  tls: {certificates: [{cert_file: testdata/cert.pem, key_file: testdata/key.pem}]}
+  listeners:
+    - {name: plain, listen: ":80", tls: off}
+    - {name: tls, listen: ":8444", tls: ~}
+    - {name: own, listen: ":8445", tls: {certificates: [{cert_file: testdata/cert.pem, key_file: testdata/key.pem}], min_version: "1.3"}}
+`,
+		got: func(c *Config) any {
+			l := c.Server.Listeners
+			return []any{l[0].TLS == nil, l[1].TLS == c.Server.TLS, l[1].TLS.MinVersion, l[2].TLS.MinVersion}
+		},
+		want: []any{true, true, "1.2", "1.3"},
+	},
+	{
+		desc: "server.tls off is no TLS",
+		yaml: "server: {tls: off}",
+		got:  func(c *Config) any { return c.Server.TLS },
+		want: (*ServerTLS)(nil),
+	},
+	{
+		desc: "listeners on port 0 do not conflict; every listener, primary first",
+		yaml: `server: {listen: "127.0.0.1:0", listeners: [{name: a, listen: "127.0.0.1:0"}, {name: b, listen: ":0"}, {listen: "[::1]:0"}]}`,
+		got: func(c *Config) any {
+			var out []string
+			for _, l := range c.Server.AllListeners() {
+				out = append(out, l.Path+" "+l.Name+" "+l.Listen)
+			}
+			return out
+		},
+		want: []string{"server 127.0.0.1:0 127.0.0.1:0", "server.listeners[0] a 127.0.0.1:0", "server.listeners[1] b :0", "server.listeners[2] [::1]:0 [::1]:0"},
 	},
 	{
 		desc: "null leaves the default",
@@ -507,6 +585,93 @@ routes:
 		want: []string{
 			`sluice.yaml:1:18: server.listen: "8080" is not a valid address: missing port in address`,
 			`sluice.yaml:2:17: admin.listen: "localhost:http" is not a valid address: port "http" is not a number from 0 to 65535 (or "off")`,
+		},
+	},
+	{
+		desc: "listeners",
+		yaml: `server:
+  listen: ":8080"
+  listeners:
+    - {listen: ":8443", idle_timeot: 1s}
+    - {listen: ":8444", idle_timeout: soon, h2c: yes}
+    - {name: x}
+    - {listen: "127.0.0.1:8080"}
+    - {listen: ":8443"}
+    - {name: x, listen: ":9000"}
+    - {listen: ":9001", trusted_proxies: [10.0.0.0/8], queue: {size: 1}}
+    - {listen: ":9002", max_connections: -1, max_header_bytes: 0, keepalive: {idle: 0s}}
+    - {listen: "9003", name: ""}
+    - {name: ":8443", listen: ":9004"}
+    - {listen: "[::]:9001"}
+    -
+    - [listen]
+`,
+		want: []string{
+			`sluice.yaml:4:25: server.listeners[0]: unknown key "idle_timeot" (did you mean idle_timeout?)`,
+			`sluice.yaml:5:39: server.listeners[1].idle_timeout: "soon" is not a duration (like 500ms or 30s)`,
+			`sluice.yaml:5:50: server.listeners[1].h2c: expected true or false, got the string "yes"`,
+			`sluice.yaml:6:7: server.listeners[2]: missing required key "listen"`,
+			`sluice.yaml:7:16: server.listeners[3].listen: "127.0.0.1:8080" overlaps ":8080" of server.listen at line 2 (the same port, and one of them on all interfaces)`,
+			`sluice.yaml:8:16: server.listeners[4].listen: ":8443" is already the address of server.listeners[0].listen at line 4`,
+			`sluice.yaml:9:14: server.listeners[5].name: duplicate listener name "x" (also the name of server.listeners[2].name at line 6)`,
+			`sluice.yaml:10:25: server.listeners[6]: "trusted_proxies" is set for the whole gateway, on server, not per listener`,
+			`sluice.yaml:10:56: server.listeners[6]: "queue" is set for the whole gateway, on server, not per listener`,
+			`sluice.yaml:11:42: server.listeners[7].max_connections: must be at least 0, got -1`,
+			`sluice.yaml:11:64: server.listeners[7].max_header_bytes: must be greater than 0`,
+			`sluice.yaml:11:85: server.listeners[7].keepalive.idle: must be greater than 0`,
+			`sluice.yaml:12:16: server.listeners[8].listen: "9003" is not a valid address: missing port in address`,
+			`sluice.yaml:12:30: server.listeners[8].name: must not be empty`,
+			`sluice.yaml:13:14: server.listeners[9].name: duplicate listener name ":8443" (also the name of server.listeners[0].listen at line 4)`,
+			`sluice.yaml:14:16: server.listeners[10].listen: "[::]:9001" overlaps ":9001" of server.listeners[6].listen at line 10 (the same port, and one of them on all interfaces)`,
+			`sluice.yaml:15:6: server.listeners[11]: empty list item`,
+			`sluice.yaml:16:7: server.listeners[12]: expected a mapping, got a list`,
+		},
+	},
+	{
+		desc: "listener names",
+		yaml: `server:
+  listen: "127.0.0.1:0"
+  listeners:
+    - {listen: "127.0.0.1:0"}
+    - {name: "127.0.0.1:8080", listen: ":9000"}
+`,
+		want: []string{
+			`sluice.yaml:4:7: server.listeners[0]: listener name "127.0.0.1:0", by default its listen address, is already the name of server.listen at line 2; set name`,
+		},
+	},
+	{
+		desc: "a listener named like the default server.listen",
+		yaml: `server: {listeners: [{name: "127.0.0.1:8080", listen: ":9000"}, {listen: "localhost:8080"}, {listen: "127.0.0.1:8080"}]}`,
+		want: []string{
+			`sluice.yaml:1:29: server.listeners[0].name: duplicate listener name "127.0.0.1:8080" (also the name of the default server.listen)`,
+			`sluice.yaml:1:102: server.listeners[2].listen: "127.0.0.1:8080" is already the address of the default server.listen`,
+		},
+	},
+	{
+		desc: "listeners not a list",
+		yaml: `server: {listeners: {listen: ":1"}}`,
+		want: []string{`sluice.yaml:1:21: server.listeners: expected a list, got a mapping`},
+	},
+	{
+		desc: "listener TLS",
+		yaml: `server:
+  tls: {certificates: []}
+  listeners:
+    - listen: ":8443"
+      tls: {certificates: [{cert_file: testdata/cert.pem}, {cert_file: testdata/nope.pem, key_file: testdata}], client_ca_file: testdata/missing.pem, min_version: "1.1"}
+    - {listen: ":8444", tls: {}}
+    - {listen: ":8445", tls: on}
+    - {listen: ":8446"}
+`,
+		want: []string{
+			`sluice.yaml:2:8: server.tls: at least one entry in certificates is required`,
+			`sluice.yaml:5:28: server.listeners[0].tls.certificates[0]: cert_file and key_file are both required`,
+			`sluice.yaml:5:72: server.listeners[0].tls.certificates[1].cert_file: file "testdata/nope.pem" does not exist`,
+			`sluice.yaml:5:101: server.listeners[0].tls.certificates[1].key_file: "testdata" is a directory`,
+			`sluice.yaml:5:129: server.listeners[0].tls.client_ca_file: file "testdata/missing.pem" does not exist`,
+			`sluice.yaml:5:164: server.listeners[0].tls.min_version: "1.1" is not one of 1.2, 1.3 (did you mean 1.2?)`,
+			`sluice.yaml:6:30: server.listeners[1].tls: at least one entry in certificates is required`,
+			`sluice.yaml:7:30: server.listeners[2].tls: expected a mapping, got the string "on"`,
 		},
 	},
 	{

@@ -53,6 +53,18 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("%s: no position", r.Path)
 			}
 		}
+		names := map[string]bool{}
+		for _, l := range c.Server.AllListeners() {
+			if l.Name == "" || names[l.Name] {
+				t.Fatalf("%s: name %q empty or used twice", l.Path, l.Name)
+			}
+			names[l.Name] = true
+			if _, _, err := splitHostPort(l.Listen, true); err != nil || l.MaxHeaderBytes <= 0 || l.MaxConnections < 0 ||
+				(l.TLS != nil && (l.TLS.off || len(l.TLS.Certificates) == 0 || l.TLS.MinVersion == "")) ||
+				(l.KeepAlive.Enabled && (l.KeepAlive.Idle <= 0 || l.KeepAlive.Interval <= 0 || l.KeepAlive.Count <= 0)) {
+				t.Fatalf("bad listener %s: %+v", l.Path, l)
+			}
+		}
 		for name, u := range c.Upstreams {
 			if u.Name != name || len(u.Endpoints) == 0 || u.ConnectTimeout <= 0 || u.Pool.MaxIdleTime <= 0 {
 				t.Fatalf("bad upstream %q: %+v", name, u)

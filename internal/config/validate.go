@@ -26,22 +26,13 @@ func (d *decoder) validate(c *Config) {
 		d.positive("server.keepalive.count", int64(ka.Count))
 	}
 	if t := c.Server.TLS; t != nil {
-		if len(t.Certificates) == 0 {
-			d.invalid("server.tls", "at least one entry in certificates is required")
+		if t.off {
+			c.Server.TLS = nil
+		} else {
+			d.checkServerTLS(t, "server.tls")
 		}
-		for i, cp := range t.Certificates {
-			path := fmt.Sprintf("server.tls.certificates[%d]", i)
-			if cp.CertFile == "" || cp.KeyFile == "" {
-				d.invalid(path, "cert_file and key_file are both required")
-			}
-			d.checkFiles(path, map[string]string{"cert_file": cp.CertFile, "key_file": cp.KeyFile})
-		}
-		d.checkFiles("server.tls", map[string]string{"client_ca_file": t.ClientCAFile})
-		if t.MinVersion == "" {
-			t.MinVersion = "1.2"
-		}
-		d.oneOf("server.tls.min_version", t.MinVersion, "1.2", "1.3")
 	}
+	d.checkListeners(&c.Server)
 	switch c.Admin.Listen {
 	case "", "off":
 		c.Admin.Listen = ""

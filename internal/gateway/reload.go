@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"os"
+	"reflect"
 	"slices"
 	"time"
 
@@ -92,7 +93,43 @@ func (g *Gateway) reload() error {
 		}
 	}
 	g.log.Info("reloaded", "file", g.path, "routes", len(cfg.Routes), "upstreams", len(cfg.Upstreams), "upstreams_kept", kept)
+	if changes := listenerChanges(g.listenerConfig, cfg.Server.AllListeners()); len(changes) > 0 {
+		g.log.Warn("listener changes need a restart; the listeners keep serving as started", "file", g.path, "changes", changes)
+	}
 	return nil
+}
+
+// listenerChanges says how the listeners of a new config differ from the
+// ones running, which were bound at start: "added NAME (ADDR)", "removed
+// NAME", "changed NAME" (an address or a connection setting), by name (the
+// metrics label; the primary's is server.listen).
+func listenerChanges(running, next []config.Listener) []string {
+	settings := func(l config.Listener) config.Listener {
+		l.Pos, l.Path = config.Pos{}, "" // where it is written does not matter
+		return l
+	}
+	was := map[string]config.Listener{}
+	for _, l := range running {
+		was[l.Name] = l
+	}
+	var out []string
+	kept := map[string]bool{}
+	for _, l := range next {
+		old, ok := was[l.Name]
+		kept[l.Name] = ok
+		switch {
+		case !ok:
+			out = append(out, "added "+l.Name+" ("+l.Listen+")")
+		case !reflect.DeepEqual(settings(old), settings(l)):
+			out = append(out, "changed "+l.Name)
+		}
+	}
+	for _, l := range running {
+		if !kept[l.Name] {
+			out = append(out, "removed "+l.Name)
+		}
+	}
+	return out
 }
 
 // watch polls the config file every interval and reloads once a change has

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-gw/sluice/internal/admin"
@@ -28,10 +29,15 @@ import (
 
 // Gateway is a running Sluice: listeners, admin port, the current runtime.
 type Gateway struct {
-	path    string
-	log     *slog.Logger
-	proxy   *proxy.Handler
-	server  *server.Server
+	path  string
+	log   *slog.Logger
+	proxy *proxy.Handler
+	// listeners are the proxy listeners, the primary (server.listen) first.
+	listeners []*listener
+	// listenerConfig is what they were started with: a reload cannot change it.
+	listenerConfig []config.Listener
+	// closing is set once the drain asks clients to close their connections.
+	closing atomic.Bool
 	admin   *admin.Admin
 	adminLn net.Listener
 	adminSv *http.Server
@@ -65,7 +71,7 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{path: path, log: log, runtime: rt, drainCh: make(chan struct{}), metrics: metrics.New(cfg.Server.Listen), stopWatch: make(chan struct{})}
+	g := &Gateway{path: path, log: log, runtime: rt, drainCh: make(chan struct{}), metrics: metrics.New(), stopWatch: make(chan struct{})}
 	g.reloads = metrics.NewReloads(g.metrics.Registry)
 	g.proxy = &proxy.Handler{
 		TrustedProxies: cfg.Server.TrustedProxies,
@@ -88,42 +94,27 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 		g.proxy.Spans = g.spans
 	}
 	g.proxy.SetTable(rt.Table)
-	sopt := server.Options{
-		Addr:              cfg.Server.Listen,
-		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
-		IdleTimeout:       cfg.Server.IdleTimeout,
-		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
-		KeepAlive: net.KeepAliveConfig{Enable: cfg.Server.KeepAlive.Enabled, Idle: cfg.Server.KeepAlive.Idle,
-			Interval: cfg.Server.KeepAlive.Interval, Count: cfg.Server.KeepAlive.Count},
-		ReusePort:      true,
-		MaxConnections: cfg.Server.MaxConnections,
-		H2C:            cfg.Server.H2C,
-	}
-	if !cfg.Server.KeepAlive.Enabled {
-		sopt.KeepAlive.Idle = -1 // no keepalive at all
-	}
-	if t := cfg.Server.TLS; t != nil {
-		if sopt.TLS, err = serverTLS(t, log); err != nil {
+	g.listenerConfig = cfg.Server.AllListeners()
+	tlsConfigs := map[*config.ServerTLS]*tls.Config{} // a listener that takes server.tls shares its certificates
+	for _, l := range g.listenerConfig {
+		lst, err := g.listen(l, tlsConfigs)
+		if err != nil {
+			releaseUnserved(g.listeners)
 			Retire(rt, &Runtime{})
 			return nil, err
 		}
+		g.listeners = append(g.listeners, lst)
 	}
-	if cfg.Server.IdleTimeout >= time.Second {
-		// Tell HTTP/1.1 clients when the gateway will close an idle
-		// connection, so careful ones retire it first (as Sluice's own pools
-		// do with their backends).
-		g.proxy.KeepAlive = fmt.Sprintf("timeout=%d", int(cfg.Server.IdleTimeout/time.Second))
-	}
-	g.server, err = server.Listen(sopt, g.proxy, log)
-	if err != nil {
-		Retire(rt, &Runtime{})
-		return nil, fmt.Errorf("server.listen %s: %w", cfg.Server.Listen, err)
+	servers := make([]*server.Server, len(g.listeners))
+	liveListeners := make([]metrics.Listener, len(g.listeners))
+	for i, l := range g.listeners {
+		servers[i] = l.server
+		liveListeners[i] = metrics.Listener{Name: l.name, Server: l.server}
 	}
 	live := &metrics.Live{
 		Clusters:    func() []*cluster.Cluster { return g.Runtime().ClusterList() },
 		DrainPhase:  func() int { return int(g.drainer.Phase()) },
-		Listener:    cfg.Server.Listen,
-		Server:      g.server,
+		Listeners:   liveListeners,
 		Global:      g.proxy.Limit,
 		RouteLimits: func() map[string]*overload.Limiter { return g.Runtime().RouteLimiters() },
 	}
@@ -138,9 +129,9 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 	g.drainer = &server.Drainer{
 		Delay:      cfg.Drain.Delay,
 		Timeout:    cfg.Drain.Timeout,
-		Servers:    []*server.Server{g.server},
+		Servers:    servers,
 		SetReady:   g.admin.SetReady,
-		SetClosing: g.proxy.SetClosing,
+		SetClosing: func(c bool) { g.closing.Store(c); g.proxy.SetClosing(c) },
 		GoAway:     g.proxy.GoAway,
 		Log:        log,
 	}
@@ -149,7 +140,7 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 	if cfg.Admin.Listen != "" {
 		g.adminLn, err = net.Listen("tcp", cfg.Admin.Listen)
 		if err != nil {
-			g.server.Shutdown(context.Background())
+			releaseUnserved(g.listeners)
 			Retire(rt, &Runtime{})
 			return nil, fmt.Errorf("admin.listen %s: %w", cfg.Admin.Listen, err)
 		}
@@ -157,36 +148,137 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 		go g.adminSv.Serve(g.adminLn)
 	}
 	g.admin.SetReady(true)
-	go func() {
-		if err := g.server.Serve(); err != nil {
-			log.Error("proxy listener failed", "error", err)
-		}
-	}()
+	started := make([]listenerInfo, len(g.listeners))
+	for i, l := range g.listeners {
+		go func() {
+			if err := l.server.Serve(); err != nil {
+				log.Error("proxy listener failed", "listener", l.name, "error", err)
+			}
+		}()
+		started[i] = listenerInfo{Name: l.name, Addr: l.server.Addr().String(), TLS: l.tls}
+	}
 	if cfg.Reload.Watch {
 		go g.watch(cfg.Reload.Interval, g.stopWatch)
 	}
-	log.Info("sluice started", "listen", g.server.Addr().String(), "admin", cfg.Admin.Listen, "routes", len(cfg.Routes), "upstreams", len(cfg.Upstreams))
+	log.Info("sluice started", "listen", g.Addr(), "listeners", started, "admin", cfg.Admin.Listen, "routes", len(cfg.Routes), "upstreams", len(cfg.Upstreams))
 	return g, nil
 }
 
-func serverTLS(t *config.ServerTLS, log *slog.Logger) (*tls.Config, error) {
+// listener is one bound proxy listener.
+type listener struct {
+	name   string // its metrics label
+	tls    bool
+	server *server.Server
+}
+
+// listenerInfo describes a listener in the start log.
+type listenerInfo struct {
+	Name string `json:"name"`
+	Addr string `json:"addr"`
+	TLS  bool   `json:"tls"`
+}
+
+// listen binds the proxy listener l. tlsConfigs holds the TLS configs made
+// so far, by the config they were made from.
+func (g *Gateway) listen(l config.Listener, tlsConfigs map[*config.ServerTLS]*tls.Config) (*listener, error) {
+	opt := server.Options{
+		Addr:              l.Listen,
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    int(l.MaxHeaderBytes),
+		KeepAlive: net.KeepAliveConfig{Enable: l.KeepAlive.Enabled, Idle: l.KeepAlive.Idle,
+			Interval: l.KeepAlive.Interval, Count: l.KeepAlive.Count},
+		ReusePort:      true,
+		MaxConnections: l.MaxConnections,
+		H2C:            l.H2C,
+	}
+	if !l.KeepAlive.Enabled {
+		opt.KeepAlive.Idle = -1 // no keepalive at all
+	}
+	listenPath := "server.listen" // the field in messages
+	if l.Path != "server" {
+		listenPath = l.Path + ".listen"
+	}
+	if t := l.TLS; t != nil {
+		if opt.TLS = tlsConfigs[t]; opt.TLS == nil {
+			var err error
+			if opt.TLS, err = serverTLS(t, l.Path+".tls", g.log); err != nil {
+				return nil, err
+			}
+			tlsConfigs[t] = opt.TLS
+		}
+	}
+	h := &listenerHandler{proxy: g.proxy, closing: &g.closing, requests: g.metrics.Downstream(l.Name)}
+	if l.IdleTimeout >= time.Second {
+		// Tell HTTP/1.1 clients when this listener will close an idle
+		// connection, so careful ones retire it first (as Sluice's own pools
+		// do with their backends).
+		h.keepAlive = fmt.Sprintf("timeout=%d", int(l.IdleTimeout/time.Second))
+	}
+	s, err := server.Listen(opt, h, g.log)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", listenPath, l.Listen, err)
+	}
+	return &listener{name: l.Name, tls: l.TLS != nil, server: s}, nil
+}
+
+// releaseUnserved closes listeners that were bound but are not served yet
+// (a later one failed to start): Serve after Shutdown returns at once and
+// closes the listener.
+func releaseUnserved(ls []*listener) {
+	for _, l := range ls {
+		l.server.Shutdown(context.Background())
+		l.server.Serve()
+	}
+}
+
+// listenerHandler is what one proxy listener serves: the gateway's one
+// proxy, with the listener's own Keep-Alive hint and request counter.
+type listenerHandler struct {
+	proxy *proxy.Handler
+	// keepAlive is the Keep-Alive header of HTTP/1.1 responses
+	// ("timeout=75"), from the listener's idle timeout; "" = none.
+	keepAlive string
+	// closing is set once the drain asks clients to close: no hint then.
+	closing  *atomic.Bool
+	requests *metrics.Downstream
+}
+
+func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.requests.Request(r.Proto)
+	if h.keepAlive != "" && r.ProtoMajor == 1 && !r.Close && !h.closing.Load() {
+		w.Header().Set("Keep-Alive", h.keepAlive)
+	}
+	h.proxy.ServeHTTP(w, r)
+}
+
+// serverTLS makes the TLS config of a listener; path names t in messages
+// ("server.tls", whose messages say so only for the client CA, as they
+// always have, or "server.listeners[N].tls").
+func serverTLS(t *config.ServerTLS, path string, log *slog.Logger) (*tls.Config, error) {
+	named := func(err error) error {
+		if path == "server.tls" {
+			return err
+		}
+		return fmt.Errorf("%s: %w", path, err)
+	}
 	files := make([]server.CertFiles, len(t.Certificates))
 	for i, c := range t.Certificates {
 		files[i] = server.CertFiles{CertFile: c.CertFile, KeyFile: c.KeyFile}
 	}
 	certs, err := server.LoadCerts(files, log)
 	if err != nil {
-		return nil, err
+		return nil, named(err)
 	}
 	var clientCAs *x509.CertPool
 	if t.ClientCAFile != "" {
 		pem, err := os.ReadFile(t.ClientCAFile)
 		if err != nil {
-			return nil, err
+			return nil, named(err)
 		}
 		clientCAs = x509.NewCertPool()
 		if !clientCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("server.tls.client_ca_file %s: no PEM certificate found", t.ClientCAFile)
+			return nil, fmt.Errorf("%s.client_ca_file %s: no PEM certificate found", path, t.ClientCAFile)
 		}
 	}
 	min := uint16(tls.VersionTLS12)
@@ -196,8 +288,29 @@ func serverTLS(t *config.ServerTLS, log *slog.Logger) (*tls.Config, error) {
 	return certs.TLSConfig(min, clientCAs), nil
 }
 
-// Addr is the proxy listener's address.
-func (g *Gateway) Addr() string { return g.server.Addr().String() }
+// Addr is the primary proxy listener's address (server.listen).
+func (g *Gateway) Addr() string { return g.listeners[0].server.Addr().String() }
+
+// Addrs are the addresses of every proxy listener: the primary first, then
+// server.listeners in file order.
+func (g *Gateway) Addrs() []string {
+	out := make([]string, len(g.listeners))
+	for i, l := range g.listeners {
+		out[i] = l.server.Addr().String()
+	}
+	return out
+}
+
+// ListenerAddr is the address of the proxy listener named name (its
+// metrics label: its name, or its listen address as configured), or "".
+func (g *Gateway) ListenerAddr(name string) string {
+	for _, l := range g.listeners {
+		if l.name == name {
+			return l.server.Addr().String()
+		}
+	}
+	return ""
+}
 
 // AdminAddr is the admin listener's address ("" when disabled).
 func (g *Gateway) AdminAddr() string {

@@ -17,13 +17,17 @@ import (
 type Live struct {
 	Clusters   func() []*cluster.Cluster
 	DrainPhase func() int
-	// Listener is the proxy listener's address (the listener label).
-	Listener string
-	// Server is the proxy listener.
-	Server *server.Server
+	// Listeners are the proxy listeners, each with its listener label.
+	Listeners []Listener
 	// Global is the gateway-wide concurrency limit; RouteLimits the routes'.
 	Global      *overload.Limiter
 	RouteLimits func() map[string]*overload.Limiter
+}
+
+// Listener is one proxy listener and its listener label.
+type Listener struct {
+	Name   string
+	Server *server.Server
 }
 
 var (
@@ -47,7 +51,7 @@ var (
 	descDownOpen    = prometheus.NewDesc("sluice_downstream_connections", "Client connections by state (open, idle).", []string{"listener", "state"}, nil)
 	descDownAccept  = prometheus.NewDesc("sluice_downstream_connections_accepted_total", "Client connections accepted.", []string{"listener"}, nil)
 	descDownClosed  = prometheus.NewDesc("sluice_downstream_connections_closed_total", "Client connections closed, by reason.", []string{"listener", "reason"}, nil)
-	descDownRefused = prometheus.NewDesc("sluice_downstream_connections_refused_total", "Client connections refused at once because server.max_connections were open.", []string{"listener"}, nil)
+	descDownRefused = prometheus.NewDesc("sluice_downstream_connections_refused_total", "Client connections refused at once because the listener's max_connections were open.", []string{"listener"}, nil)
 	descTLSErrors   = prometheus.NewDesc("sluice_downstream_tls_handshake_errors_total", "TLS handshakes with clients that failed.", []string{"listener"}, nil)
 
 	limitLabels     = []string{"scope", "route"}
@@ -137,8 +141,8 @@ func (l *Live) Collect(ch chan<- prometheus.Metric) {
 	if l.DrainPhase != nil {
 		gauge(descDrain, float64(l.DrainPhase()))
 	}
-	if srv := l.Server; srv != nil {
-		ln := l.Listener
+	for _, lst := range l.Listeners {
+		srv, ln := lst.Server, lst.Name
 		open, idle := srv.Counts()
 		gauge(descDownOpen, float64(open), ln, "open")
 		gauge(descDownOpen, float64(idle), ln, "idle")

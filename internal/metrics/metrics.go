@@ -1,5 +1,6 @@
 // Package metrics defines Sluice's Prometheus metrics. Request metrics are
-// recorded as requests finish; connection, pool, retry and endpoint metrics
+// recorded as requests finish (the per-listener request count, as they
+// arrive); connection, pool, retry and endpoint metrics
 // are read from the live objects' counters when /metrics is scraped, so they
 // cost nothing on the request path. docs/metrics.md lists every metric.
 package metrics
@@ -24,13 +25,11 @@ type Metrics struct {
 	bytesOut *prometheus.CounterVec
 	inflight prometheus.Gauge
 	protocol *prometheus.CounterVec
-	h1       prometheus.Counter // protocol's HTTP/1.1 child, looked up once
-	listener string
 }
 
 // New returns metrics registered in a new registry, with Go and process
-// collectors. listener labels the downstream request counter.
-func New(listener string) *Metrics {
+// collectors.
+func New() *Metrics {
 	r := prometheus.NewRegistry()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := &Metrics{
@@ -65,9 +64,28 @@ func New(listener string) *Metrics {
 		}, []string{"listener", "protocol"}),
 	}
 	r.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inflight, m.protocol)
-	m.listener = listener
-	m.h1 = m.protocol.WithLabelValues(listener, "HTTP/1.1")
 	return m
+}
+
+// Downstream counts the requests received on one proxy listener.
+type Downstream struct {
+	protocol *prometheus.CounterVec
+	listener string
+	h1       prometheus.Counter // the HTTP/1.1 child, looked up once
+}
+
+// Downstream returns the request counter of the listener labelled listener.
+func (m *Metrics) Downstream(listener string) *Downstream {
+	return &Downstream{protocol: m.protocol, listener: listener, h1: m.protocol.WithLabelValues(listener, "HTTP/1.1")}
+}
+
+// Request counts a request received with protocol proto (http.Request.Proto).
+func (d *Downstream) Request(proto string) {
+	if proto == "HTTP/1.1" {
+		d.h1.Inc()
+	} else {
+		d.protocol.WithLabelValues(d.listener, proto).Inc()
+	}
 }
 
 // Begin counts a request in flight; Observe ends it.
@@ -86,11 +104,6 @@ func class(status int) string {
 func (m *Metrics) Observe(ex *exchange.Exchange, method, path string, status int, reqBytes, respBytes int64, d time.Duration) {
 	m.inflight.Dec()
 	route := ex.RouteID
-	if ex.Proto == "HTTP/1.1" {
-		m.h1.Inc()
-	} else {
-		m.protocol.WithLabelValues(m.listener, ex.Proto).Inc()
-	}
 	m.requests.WithLabelValues(route, ex.Upstream, class(status), ex.Reason).Inc()
 	m.duration.WithLabelValues(route, ex.Upstream).Observe(d.Seconds())
 	if reqBytes > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -88,12 +89,20 @@ func (d *Drainer) Run(force context.Context) string {
 		}
 		upgradesCut <- n
 	}()
+	// Every listener stops accepting now, not after the previous one's
+	// requests have finished.
+	var shutdowns sync.WaitGroup
+	var cutOpen atomic.Int64
 	for _, s := range d.Servers {
-		open, _ := s.Counts()
-		if err := s.Shutdown(ctx); err != nil {
-			cut += open
-		}
+		shutdowns.Go(func() {
+			open, _ := s.Counts()
+			if err := s.Shutdown(ctx); err != nil {
+				cutOpen.Add(int64(open))
+			}
+		})
 	}
+	shutdowns.Wait()
+	cut += int(cutOpen.Load())
 	cut += <-upgradesCut
 	d.enter(Done)
 	var accepted, closed uint64

@@ -32,7 +32,7 @@ func TestListenerH2CUpgrade(t *testing.T) {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, "GET /up?q=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: \r\nX-Keep: yes\r\n\r\n")
+	io.WriteString(c, "GET /up?q=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings, X-Drop\r\nUpgrade: h2c\r\nHTTP2-Settings: \r\nX-Drop: secret\r\nX-Keep: yes\r\n\r\n")
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
@@ -82,7 +82,7 @@ func TestListenerH2CUpgrade(t *testing.T) {
 	if seen.URI != "/up?q=1" || seen.Header["X-Keep"] == nil {
 		t.Fatalf("backend saw %+v", seen)
 	}
-	for _, k := range []string{"Upgrade", "Http2-Settings", "Connection"} {
+	for _, k := range []string{"Upgrade", "Http2-Settings", "Connection", "X-Drop"} {
 		if v, ok := seen.Header[k]; ok {
 			t.Errorf("backend got %s: %v", k, v)
 		}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,9 +41,7 @@ func newH2CUpgrader(next http.Handler) (*h2cUpgrader, error) {
 	// (the proxy would forward it as an upgrade of its own).
 	stream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header["Upgrade"] != nil {
-			r.Header.Del("Upgrade")
-			r.Header.Del("Http2-Settings")
-			r.Header.Del("Connection")
+			dropUpgradeHeaders(r.Header)
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -55,13 +54,40 @@ func newH2CUpgrader(next http.Handler) (*h2cUpgrader, error) {
 }
 
 func (u *h2cUpgrader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.ProtoMajor != 1 || !httpguts.HeaderValuesContainsToken(r.Header["Upgrade"], "h2c") ||
+	if r.ProtoMajor != 1 || !isH2CUpgrade(r.Header) ||
 		r.ContentLength < 0 || r.ContentLength > maxUpgradeBody || !u.enter() {
 		u.next.ServeHTTP(w, r)
 		return
 	}
 	defer u.leave()
 	u.upgrade.ServeHTTP(w, r) // returns when the HTTP/2 connection ends
+}
+
+// isH2CUpgrade: the request asks for h2c as RFC 7540 §3.2 spells it.
+func isH2CUpgrade(h http.Header) bool {
+	return httpguts.HeaderValuesContainsToken(h["Upgrade"], "h2c") &&
+		httpguts.HeaderValuesContainsToken(h["Connection"], "HTTP2-Settings") && len(h["Http2-Settings"]) == 1
+}
+
+// dropUpgradeHeaders removes the upgrade to h2c from an upgraded request:
+// Upgrade, HTTP2-Settings, and their tokens in Connection. Other Connection
+// tokens stay, so that the headers they name are still removed downstream.
+func dropUpgradeHeaders(h http.Header) {
+	h.Del("Upgrade")
+	h.Del("Http2-Settings")
+	var keep []string
+	for _, v := range h["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" && !strings.EqualFold(tok, "Upgrade") && !strings.EqualFold(tok, "HTTP2-Settings") {
+				keep = append(keep, tok)
+			}
+		}
+	}
+	if len(keep) == 0 {
+		h.Del("Connection")
+	} else {
+		h["Connection"] = []string{strings.Join(keep, ", ")}
+	}
 }
 
 func (u *h2cUpgrader) enter() bool {

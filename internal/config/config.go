@@ -77,8 +77,12 @@ type Server struct {
 	ResponseTimeout   time.Duration  `yaml:"response_timeout"` // default for routes; 0 = none
 	ReadHeaderTimeout time.Duration  `yaml:"read_header_timeout"`
 	IdleTimeout       time.Duration  `yaml:"idle_timeout"`
-	MaxHeaderBytes    int64          `yaml:"max_header_bytes,size"`
-	MaxBodySize       int64          `yaml:"max_body_size,size"` // default for routes; 0 = unlimited
+	// ReleaseIdleAfter: a plain-text HTTP/1.1 keep-alive connection idle
+	// this long gives its goroutine and buffers back until the client
+	// sends again (about 20 KiB less per idle connection). 0 = never.
+	ReleaseIdleAfter time.Duration `yaml:"release_idle_after"`
+	MaxHeaderBytes   int64         `yaml:"max_header_bytes,size"`
+	MaxBodySize      int64         `yaml:"max_body_size,size"` // default for routes; 0 = unlimited
 	// MaxConnections caps open client connections; more are refused at once. 0 = no cap.
 	MaxConnections int `yaml:"max_connections"`
 	// KeepAlive is the TCP keepalive of accepted sockets.
@@ -106,6 +110,7 @@ type Listener struct {
 	Listen            string        `yaml:"listen"` // host:port; required
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	ReleaseIdleAfter  time.Duration `yaml:"release_idle_after"`
 	MaxHeaderBytes    int64         `yaml:"max_header_bytes,size"`
 	MaxConnections    int           `yaml:"max_connections"` // 0 = no cap
 	KeepAlive         TCPKeepAlive  `yaml:"keepalive"`
@@ -123,7 +128,8 @@ type Listener struct {
 func (s *Server) Primary() Listener {
 	return Listener{
 		Name: s.Listen, Listen: s.Listen, ReadHeaderTimeout: s.ReadHeaderTimeout, IdleTimeout: s.IdleTimeout,
-		MaxHeaderBytes: s.MaxHeaderBytes, MaxConnections: s.MaxConnections, KeepAlive: s.KeepAlive, H2C: s.H2C,
+		ReleaseIdleAfter: s.ReleaseIdleAfter,
+		MaxHeaderBytes:   s.MaxHeaderBytes, MaxConnections: s.MaxConnections, KeepAlive: s.KeepAlive, H2C: s.H2C,
 		TLS: s.TLS, Path: "server",
 	}
 }
@@ -445,6 +451,7 @@ func defaultConfig() *Config {
 			ResponseTimeout:   30 * time.Second,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       75 * time.Second,
+			ReleaseIdleAfter:  time.Second,
 			MaxHeaderBytes:    64 << 10,
 			KeepAlive:         TCPKeepAlive{Enabled: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4},
 			H2C:               true,

@@ -75,6 +75,7 @@ func TestLoadFull(t *testing.T) {
 			ResponseTimeout:   20 * time.Second,
 			ReadHeaderTimeout: 5 * time.Second,
 			IdleTimeout:       60 * time.Second,
+			ReleaseIdleAfter:  time.Second,
 			MaxHeaderBytes:    32 << 10,
 			MaxBodySize:       10_000_000,
 			KeepAlive:         TCPKeepAlive{Enabled: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4},
@@ -85,6 +86,7 @@ func TestLoadFull(t *testing.T) {
 					Listen:            "0.0.0.0:9443",
 					ReadHeaderTimeout: 5 * time.Second,
 					IdleTimeout:       120 * time.Second,
+					ReleaseIdleAfter:  time.Second,
 					MaxHeaderBytes:    32 << 10,
 					MaxConnections:    5000,
 					KeepAlive:         TCPKeepAlive{Enabled: true, Idle: 30 * time.Second, Interval: 15 * time.Second, Count: 4},
@@ -189,6 +191,7 @@ func TestParseDefaults(t *testing.T) {
 					ResponseTimeout:   30 * time.Second,
 					ReadHeaderTimeout: 10 * time.Second,
 					IdleTimeout:       75 * time.Second,
+					ReleaseIdleAfter:  time.Second,
 					MaxHeaderBytes:    64 << 10,
 					KeepAlive:         TCPKeepAlive{Enabled: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4},
 					H2C:               true,
@@ -335,6 +338,7 @@ routes:
 		yaml: `server:
   listen: ":8080"
   idle_timeout: 30s
+  release_idle_after: 3s
   max_connections: 100
   keepalive: {idle: 20s}
   h2c: false
@@ -343,9 +347,9 @@ routes:
 `,
 		got: func(c *Config) any { return c.Server.Listeners },
 		want: []Listener{{Name: ":8443", Listen: ":8443", ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second,
-			MaxHeaderBytes: 64 << 10, MaxConnections: 100,
+			ReleaseIdleAfter: 3 * time.Second, MaxHeaderBytes: 64 << 10, MaxConnections: 100,
 			KeepAlive: TCPKeepAlive{Enabled: true, Idle: 20 * time.Second, Interval: 15 * time.Second, Count: 9},
-			Pos:       Pos{8, 7}, Path: "server.listeners[0]"}},
+			Pos:       Pos{9, 7}, Path: "server.listeners[0]"}},
 	},
 	{
 		desc: "a listener takes server.tls unless it says tls: off",

@@ -71,6 +71,7 @@ var listenerFields = []struct {
 }{
 	{"read_header_timeout", func(l *Listener, s *Server) { l.ReadHeaderTimeout = s.ReadHeaderTimeout }},
 	{"idle_timeout", func(l *Listener, s *Server) { l.IdleTimeout = s.IdleTimeout }},
+	{"release_idle_after", func(l *Listener, s *Server) { l.ReleaseIdleAfter = s.ReleaseIdleAfter }},
 	{"max_header_bytes", func(l *Listener, s *Server) { l.MaxHeaderBytes = s.MaxHeaderBytes }},
 	{"max_connections", func(l *Listener, s *Server) { l.MaxConnections = s.MaxConnections }},
 	{"keepalive.enabled", func(l *Listener, s *Server) { l.KeepAlive.Enabled = s.KeepAlive.Enabled }},

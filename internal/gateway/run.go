@@ -185,6 +185,7 @@ func (g *Gateway) listen(l config.Listener, tlsConfigs map[*config.ServerTLS]*tl
 		Addr:              l.Listen,
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
 		IdleTimeout:       l.IdleTimeout,
+		ReleaseIdleAfter:  l.ReleaseIdleAfter,
 		MaxHeaderBytes:    int(l.MaxHeaderBytes),
 		KeepAlive: net.KeepAliveConfig{Enable: l.KeepAlive.Enabled, Idle: l.KeepAlive.Idle,
 			Interval: l.KeepAlive.Interval, Count: l.KeepAlive.Count},

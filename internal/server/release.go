@@ -100,6 +100,7 @@ func (c *clientConn) idleRead(p []byte) (int, error) {
 		return n, err
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) && !c.s.stopping.Load() {
+		c.base = nil // it points into net/http's buffer, which must go back
 		c.releasing.Store(true)
 		return 0, errReleased
 	}
@@ -171,7 +172,6 @@ func (s *Server) hold(c *clientConn) {
 	<-c.handedBack
 	c.Conn.SetReadDeadline(deadlineTime(c.deadline.Load()))
 	if waitReadable(c.Conn) == nil && !s.stopping.Load() {
-		c.base = nil
 		c.idle.Store(false)
 		c.held.Store(false)
 		if s.rl.resume(c) {

@@ -19,7 +19,7 @@ import (
 // for Options.ReleaseIdleAfter, the Server lets net/http end its serving
 // goroutine (the buffers go back to net/http's pools) but keeps the socket: a
 // small waiter holds it until the client sends again, then hands it back to
-// the http.Server through the listener's Accept. The client sees nothing:
+// the http.Server through a listener of its own. The client sees nothing:
 // the same connection, keep-alive and idle deadline.
 //
 // It is done only where it is provably safe:
@@ -207,53 +207,31 @@ func (s *Server) Held() int {
 	return n
 }
 
-// releaseListener is a listener whose Accept also returns released
-// connections that became readable again.
-type releaseListener struct {
-	*limitListener
+// resumeListener hands released connections that became readable back to
+// the http.Server: a second Serve runs on it beside the real listener's, so
+// that accepting new connections takes no detour.
+type resumeListener struct {
+	addr      net.Addr
 	resumed   chan net.Conn
-	accepted  chan acceptResult
 	done      chan struct{}
-	startOnce sync.Once
 	closeOnce sync.Once
 }
 
-type acceptResult struct {
-	c   net.Conn
-	err error
+func newResumeListener(addr net.Addr) *resumeListener {
+	return &resumeListener{addr: addr, resumed: make(chan net.Conn), done: make(chan struct{})}
 }
 
-func (l *releaseListener) Accept() (net.Conn, error) {
-	l.startOnce.Do(func() { go l.acceptLoop() })
+func (l *resumeListener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.resumed:
 		return c, nil
-	case a := <-l.accepted:
-		return a.c, a.err
 	case <-l.done:
 		return nil, net.ErrClosed
 	}
 }
 
-func (l *releaseListener) acceptLoop() {
-	for {
-		c, err := l.limitListener.Accept()
-		select {
-		case l.accepted <- acceptResult{c, err}:
-		case <-l.done:
-			if c != nil {
-				c.Close()
-			}
-			return
-		}
-		if errors.Is(err, net.ErrClosed) {
-			return
-		}
-	}
-}
-
 // resume gives c back to the http.Server; false once the listener is closed.
-func (l *releaseListener) resume(c net.Conn) bool {
+func (l *resumeListener) resume(c net.Conn) bool {
 	select {
 	case l.resumed <- c:
 		return true
@@ -262,7 +240,9 @@ func (l *releaseListener) resume(c net.Conn) bool {
 	}
 }
 
-func (l *releaseListener) Close() error {
+func (l *resumeListener) Close() error {
 	l.closeOnce.Do(func() { close(l.done) })
-	return l.limitListener.Close()
+	return nil
 }
+
+func (l *resumeListener) Addr() net.Addr { return l.addr }

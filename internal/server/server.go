@@ -49,8 +49,8 @@ type Server struct {
 	opt Options
 	srv *http.Server
 	ln  net.Listener
-	// rl is ln when idle connections are released, else nil.
-	rl  *releaseListener
+	// rl gives released connections back; nil unless they are released.
+	rl  *resumeListener
 	log *slog.Logger
 	// stopping: Shutdown began; no connection is released any more.
 	stopping atomic.Bool
@@ -120,12 +120,9 @@ func Listen(opt Options, h http.Handler, log *slog.Logger) (*Server, error) {
 	if opt.TLS != nil || !releaseSupported {
 		s.opt.ReleaseIdleAfter = 0
 	}
-	ll := &limitListener{Listener: ln, s: s}
-	s.ln = ll
+	s.ln = &limitListener{Listener: ln, s: s}
 	if s.opt.ReleaseIdleAfter > 0 {
-		s.rl = &releaseListener{limitListener: ll, resumed: make(chan net.Conn),
-			accepted: make(chan acceptResult), done: make(chan struct{})}
-		s.ln = s.rl
+		s.rl = newResumeListener(ln.Addr())
 	}
 	if opt.H2C && opt.TLS == nil {
 		if s.h2c, err = newH2CUpgrader(h); err != nil {
@@ -160,6 +157,9 @@ func (s *Server) Serve() error {
 	if s.opt.TLS != nil {
 		err = s.srv.ServeTLS(s.ln, "", "") // certificates come from TLSConfig
 	} else {
+		if s.rl != nil {
+			go s.srv.Serve(s.rl) // ends with Shutdown, like the other
+		}
 		err = s.srv.Serve(s.ln)
 	}
 	if errors.Is(err, http.ErrServerClosed) {

@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/sluice-gw/sluice/internal/admin"
@@ -36,15 +35,13 @@ type Gateway struct {
 	listeners []*listener
 	// listenerConfig is what they were started with: a reload cannot change it.
 	listenerConfig []config.Listener
-	// closing is set once the drain asks clients to close their connections.
-	closing atomic.Bool
-	admin   *admin.Admin
-	adminLn net.Listener
-	adminSv *http.Server
-	drainer *server.Drainer
-	metrics *metrics.Metrics
-	spans   *tracing.Exporter // nil unless tracing.enabled
-	reloads *metrics.Reloads
+	admin          *admin.Admin
+	adminLn        net.Listener
+	adminSv        *http.Server
+	drainer        *server.Drainer
+	metrics        *metrics.Metrics
+	spans          *tracing.Exporter // nil unless tracing.enabled
+	reloads        *metrics.Reloads
 	// stopWatch ends the config file watch.
 	stopWatch chan struct{}
 
@@ -131,7 +128,7 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 		Timeout:    cfg.Drain.Timeout,
 		Servers:    servers,
 		SetReady:   g.admin.SetReady,
-		SetClosing: func(c bool) { g.closing.Store(c); g.proxy.SetClosing(c) },
+		SetClosing: g.proxy.SetClosing,
 		GoAway:     g.proxy.GoAway,
 		Log:        log,
 	}
@@ -209,7 +206,7 @@ func (g *Gateway) listen(l config.Listener, tlsConfigs map[*config.ServerTLS]*tl
 			tlsConfigs[t] = opt.TLS
 		}
 	}
-	h := &listenerHandler{proxy: g.proxy, closing: &g.closing, requests: g.metrics.Downstream(l.Name)}
+	h := &listenerHandler{proxy: g.proxy, requests: g.metrics.Downstream(l.Name)}
 	if l.IdleTimeout >= time.Second {
 		// Tell HTTP/1.1 clients when this listener will close an idle
 		// connection, so careful ones retire it first (as Sluice's own pools
@@ -240,14 +237,12 @@ type listenerHandler struct {
 	// keepAlive is the Keep-Alive header of HTTP/1.1 responses
 	// ("timeout=75"), from the listener's idle timeout; "" = none.
 	keepAlive string
-	// closing is set once the drain asks clients to close: no hint then.
-	closing  *atomic.Bool
-	requests *metrics.Downstream
+	requests  *metrics.Downstream
 }
 
 func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.requests.Request(r.Proto)
-	if h.keepAlive != "" && r.ProtoMajor == 1 && !r.Close && !h.closing.Load() {
+	if h.keepAlive != "" && r.ProtoMajor == 1 && !r.Close && !h.proxy.Closing() {
 		w.Header().Set("Keep-Alive", h.keepAlive)
 	}
 	h.proxy.ServeHTTP(w, r)

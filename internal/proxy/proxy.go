@@ -74,9 +74,6 @@ type Handler struct {
 	Log            *slog.Logger
 	AccessLog      bool
 	Observer       Observer
-	// KeepAlive, when set, is sent as the Keep-Alive header of HTTP/1.1
-	// responses ("timeout=75"): the listener's idle timeout.
-	KeepAlive string
 	// Limit bounds the gateway's requests in flight; nil = no limit. It is
 	// taken after the route's, so a route at its limit sheds without
 	// holding a global slot.
@@ -105,6 +102,9 @@ func (h *Handler) Table() *Table { return h.table.Load() }
 
 // SetClosing makes every later HTTP/1.1 response ask the client to close the connection.
 func (h *Handler) SetClosing(c bool) { h.closing.Store(c) }
+
+// Closing reports whether responses ask clients to close (SetClosing).
+func (h *Handler) Closing() bool { return h.closing.Load() }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Not pooled: the request's context carries ex, and contexts can outlive
@@ -180,8 +180,6 @@ func propagate(hd http.Header, ex *exchange.Exchange) {
 func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchange) (int, int64) {
 	if h.closing.Load() {
 		w.Header().Set("Connection", "close")
-	} else if h.KeepAlive != "" && r.ProtoMajor == 1 && !r.Close {
-		w.Header().Set("Keep-Alive", h.KeepAlive)
 	}
 	t := h.table.Load()
 	i, path, ok, err := match(t.Match, r, ex)

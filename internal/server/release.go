@@ -172,6 +172,8 @@ func (s *Server) hold(c *clientConn) {
 	<-c.handedBack
 	c.Conn.SetReadDeadline(deadlineTime(c.deadline.Load()))
 	if waitReadable(c.Conn) == nil && !s.stopping.Load() {
+		// Served as a new connection: net/http sets the deadlines it wants.
+		c.SetReadDeadline(time.Time{})
 		c.idle.Store(false)
 		c.held.Store(false)
 		if s.rl.resume(c) {

@@ -45,7 +45,8 @@ func Upgrade(t testing.TB, addr, head string) *http2.Framer {
 }
 
 // Response reads frames until stream id ends and returns its :status and
-// body; goaway reports whether a GOAWAY came before its end.
+// body; goaway reports whether a GOAWAY came before its end. Like strict
+// clients, it fails on a connection-specific header field.
 func Response(t testing.TB, fr *http2.Framer, id uint32) (status, body string, goaway bool) {
 	t.Helper()
 	dec := hpack.NewDecoder(4096, nil)
@@ -70,8 +71,12 @@ func Response(t testing.TB, fr *http2.Framer, id uint32) (status, body string, g
 				t.Fatal(err)
 			}
 			for _, hf := range fields {
-				if hf.Name == ":status" {
+				switch hf.Name {
+				case ":status":
 					status = hf.Value
+				case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+					// RFC 9113 §8.2.2: strict clients (nghttp2, curl) reset the stream.
+					t.Fatalf("stream %d: connection-specific header %s: %s in an HTTP/2 response", id, hf.Name, hf.Value)
 				}
 			}
 			if f.StreamEnded() {

@@ -36,12 +36,15 @@ const maxUpgradeBody = 64 << 10
 
 func newH2CUpgrader(next http.Handler) (*h2cUpgrader, error) {
 	h2s := &http2.Server{}
-	// The upgrade request becomes stream 1 with its HTTP/1.1 headers; what
+	// The upgrade request becomes stream 1 with its HTTP/1.1 form; what
 	// asked for the upgrade is for this hop alone and must not be passed on
 	// (the proxy would forward it as an upgrade of its own).
+	// It is served over HTTP/2 from here on, and says so: what handlers add
+	// for HTTP/1.1 alone (Keep-Alive) is a protocol error in HTTP/2.
 	stream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header["Upgrade"] != nil {
+		if r.ProtoMajor == 1 {
 			dropUpgradeHeaders(r.Header)
+			r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/2.0", 2, 0
 		}
 		next.ServeHTTP(w, r)
 	})

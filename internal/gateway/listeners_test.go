@@ -263,7 +263,7 @@ func TestSeveralListeners(t *testing.T) {
 		`sluice_downstream_tls_handshake_errors_total{listener="` + primary + `"}`:         func(v float64) bool { return v == 0 },
 		`sluice_downstream_connections{listener="` + primary + `",state="open"}`:           func(v float64) bool { return v == 2 },
 		`sluice_downstream_connections_accepted_total{listener="tls"}`:                     func(v float64) bool { return v >= 4 },
-		`sluice_downstream_connections_closed_total{listener="h2c",reason="idle"}`:         func(v float64) bool { return v >= 1 },
+		`sluice_downstream_connections_closed_total{listener="h2c",reason="idle_timeout"}`: func(v float64) bool { return v >= 1 },
 		`sluice_downstream_requests_total{listener="` + primary + `",protocol="HTTP/1.1"}`: func(v float64) bool { return v == 2 },
 		`sluice_downstream_requests_total{listener="tls",protocol="HTTP/2.0"}`:             func(v float64) bool { return v == 2 },
 		`sluice_downstream_requests_total{listener="tls",protocol="HTTP/1.1"}`:             func(v float64) bool { return v == 1 },

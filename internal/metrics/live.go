@@ -48,7 +48,7 @@ var (
 	descFailures    = prometheus.NewDesc("sluice_upstream_failures_total", "Failed tries, by how far the request got (stage).", []string{"upstream", "stage", "sent"}, nil)
 	descActive      = prometheus.NewDesc("sluice_upstream_requests_in_flight", "Requests in flight to the upstream.", []string{"upstream"}, nil)
 	descDrain       = prometheus.NewDesc("sluice_drain_phase", "Drain phase: 0 serving, 1 not ready, 2 closing, 3 finishing, 4 done.", nil, nil)
-	descDownOpen    = prometheus.NewDesc("sluice_downstream_connections", "Client connections by state: open; idle (of the open ones); released (of the idle ones: held without net/http's goroutine and buffers).", []string{"listener", "state"}, nil)
+	descDownOpen    = prometheus.NewDesc("sluice_downstream_connections", "Client connections by state: open; idle and active (of the open ones); released (of the idle ones: held without net/http's goroutine and buffers).", []string{"listener", "state"}, nil)
 	descDownAccept  = prometheus.NewDesc("sluice_downstream_connections_accepted_total", "Client connections accepted.", []string{"listener"}, nil)
 	descDownClosed  = prometheus.NewDesc("sluice_downstream_connections_closed_total", "Client connections closed, by reason.", []string{"listener", "reason"}, nil)
 	descDownRefused = prometheus.NewDesc("sluice_downstream_connections_refused_total", "Client connections refused at once because the listener's max_connections were open.", []string{"listener"}, nil)
@@ -146,6 +146,7 @@ func (l *Live) Collect(ch chan<- prometheus.Metric) {
 		open, idle := srv.Counts()
 		gauge(descDownOpen, float64(open), ln, "open")
 		gauge(descDownOpen, float64(idle), ln, "idle")
+		gauge(descDownOpen, float64(open-idle), ln, "active")
 		gauge(descDownOpen, float64(srv.Held()), ln, "released")
 		counter(descDownAccept, float64(srv.Accepted.Load()), ln)
 		for _, r := range server.CloseReasons() {

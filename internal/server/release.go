@@ -3,10 +3,12 @@ package server
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -58,13 +60,60 @@ type clientConn struct {
 	releasing atomic.Bool
 	// held: a waiter holds the socket; net/http does not serve it.
 	held atomic.Bool
+	// active: net/http is serving a request on it (StateActive).
+	active atomic.Bool
+	// readEnd is how the last failed read ended (a readEnd), for the close
+	// reason; writeFailed, that a write failed.
+	readEnd     atomic.Int32
+	writeFailed atomic.Bool
 	// handedBack receives net/http's StateClosed for a released connection:
 	// only then may the waiter give it back.
 	handedBack chan struct{}
 	closeOnce  sync.Once
 }
 
+// readEnd is how a client connection's last failed read ended.
+type readEnd int32
+
+const (
+	readOK      readEnd = iota
+	readTimeout         // a read deadline passed
+	readEOF             // the client closed or reset the connection
+	readFailed          // any other error
+)
+
 func (c *clientConn) Read(p []byte) (int, error) {
+	n, err := c.read(p)
+	if err != nil && err != errReleased {
+		c.noteReadError(err)
+	}
+	return n, err
+}
+
+// noteReadError remembers how a read failed. A deadline during a request is
+// net/http ending its own background read, not the client's doing.
+func (c *clientConn) noteReadError(err error) {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if !c.active.Load() {
+			c.readEnd.Store(int32(readTimeout))
+		}
+	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
+		c.readEnd.Store(int32(readEOF))
+	case !errors.Is(err, net.ErrClosed):
+		c.readEnd.Store(int32(readFailed))
+	}
+}
+
+func (c *clientConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.writeFailed.Store(true)
+	}
+	return n, err
+}
+
+func (c *clientConn) read(p []byte) (int, error) {
 	if c.handedBack == nil || len(p) == 0 {
 		return c.Conn.Read(p)
 	}
@@ -171,7 +220,8 @@ func (c *clientConn) CloseWrite() error {
 func (s *Server) hold(c *clientConn) {
 	<-c.handedBack
 	c.Conn.SetReadDeadline(deadlineTime(c.deadline.Load()))
-	if waitReadable(c.Conn) == nil && !s.stopping.Load() {
+	err := waitReadable(c.Conn)
+	if err == nil && !s.stopping.Load() {
 		// Served as a new connection: net/http sets the deadlines it wants.
 		c.SetReadDeadline(time.Time{})
 		c.idle.Store(false)
@@ -187,9 +237,14 @@ func (s *Server) hold(c *clientConn) {
 	if ci, ok := s.conns[c]; ok {
 		delete(s.conns, c)
 		s.Closed.Add(1)
-		why := ClosedIdle
-		if ci.drained {
+		why := ClosedIdleTimeout
+		switch {
+		case ci.drained || s.stopping.Load():
 			why = ClosedDrain
+		case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
+			why = ClosedClientClosed
+		case err != nil && !errors.Is(err, os.ErrDeadlineExceeded):
+			why = ClosedError
 		}
 		s.ClosedBy[why].Add(1)
 	}

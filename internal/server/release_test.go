@@ -31,7 +31,9 @@ func startRelease(t *testing.T, opt Options) *Server {
 	if opt.IdleTimeout == 0 {
 		opt.IdleTimeout = 10 * time.Second
 	}
-	opt.ReadHeaderTimeout = 5 * time.Second
+	if opt.ReadHeaderTimeout == 0 {
+		opt.ReadHeaderTimeout = 5 * time.Second
+	}
 	var served atomic.Int64
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -199,8 +201,8 @@ func TestReleasedConnectionCloses(t *testing.T) {
 	waitHeld(t, s, 1)
 	c2.c.Close()
 	waitClosed(t, s, 2)
-	if n := s.ClosedBy[ClosedIdle].Load(); n != 2 {
-		t.Fatalf("idle closes %d, want 2", n)
+	if to, cc := s.ClosedBy[ClosedIdleTimeout].Load(), s.ClosedBy[ClosedClientClosed].Load(); to != 1 || cc != 1 {
+		t.Fatalf("closed by idle timeout %d, by the client %d; want 1 and 1", to, cc)
 	}
 	if open, _ := s.Counts(); open != 0 || s.open.Load() != 0 {
 		t.Fatalf("open %d (counted %d), want 0", open, s.open.Load())

@@ -72,23 +72,29 @@ type Server struct {
 type CloseReason int
 
 const (
-	// ClosedIdle: closed while idle between requests (idle timeout, the
-	// client closed its keep-alive connection, or shutdown).
-	ClosedIdle CloseReason = iota
-	// ClosedAfterRequest: closed while or right after serving a request
-	// (Connection: close from either side, a write or read error).
+	// ClosedIdleTimeout: the gateway closed it after idle_timeout between
+	// requests (HTTP/1.1's read deadline, HTTP/2's idle timer).
+	ClosedIdleTimeout CloseReason = iota
+	// ClosedClientClosed: the client closed or reset it (between requests,
+	// before its first, or while a request was being served).
+	ClosedClientClosed
+	// ClosedAfterRequest: ended cleanly after a response, as either side
+	// asked (Connection: close).
 	ClosedAfterRequest
-	// ClosedNoRequest: closed before a first request was read (client left,
-	// header timeout, failed TLS handshake).
-	ClosedNoRequest
-	// ClosedUpgraded: taken over by an upgrade (WebSocket), then closed by the proxy.
+	// ClosedUpgraded: taken over by an upgrade (WebSocket, h2c), then closed.
 	ClosedUpgraded
-	// ClosedDrain: closed by the drain while idle.
+	// ClosedDrain: closed by the drain or by Shutdown.
 	ClosedDrain
+	// ClosedMaxConnections: refused at once because max_connections were open.
+	ClosedMaxConnections
+	// ClosedError: a read or write failed, the request headers did not
+	// arrive within read_header_timeout (slowloris), or the TLS handshake failed.
+	ClosedError
 	numCloseReasons
 )
 
-var closeReasonNames = [numCloseReasons]string{"idle", "after_request", "no_request", "upgraded", "drain"}
+var closeReasonNames = [numCloseReasons]string{"idle_timeout", "client_closed", "after_request", "upgraded", "drain",
+	"max_connections", "error"}
 
 func (r CloseReason) String() string { return closeReasonNames[r] }
 
@@ -170,6 +176,9 @@ func (s *Server) Serve() error {
 
 func (s *Server) connState(c net.Conn, st http.ConnState) {
 	cc, _ := c.(*clientConn)
+	if tc, ok := c.(*tls.Conn); ok {
+		cc, _ = tc.NetConn().(*clientConn)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch st {
@@ -195,21 +204,13 @@ func (s *Server) connState(c net.Conn, st http.ConnState) {
 		}
 		delete(s.conns, c)
 		s.Closed.Add(1)
-		why := ClosedAfterRequest
-		switch {
-		case st == http.StateHijacked:
-			why = ClosedUpgraded
-		case ci.drained:
-			why = ClosedDrain
-		case ci.state == http.StateIdle:
-			why = ClosedIdle
-		case !ci.served:
-			why = ClosedNoRequest
-		}
-		s.ClosedBy[why].Add(1)
+		s.ClosedBy[s.closeReason(st, ci, cc)].Add(1)
 	default:
 		if ci := s.conns[c]; ci != nil {
 			ci.state = st
+			if cc != nil {
+				cc.active.Store(st == http.StateActive)
+			}
 			if st == http.StateActive {
 				ci.served = true
 			}
@@ -221,6 +222,32 @@ func (s *Server) connState(c net.Conn, st http.ConnState) {
 			}
 		}
 	}
+}
+
+// closeReason says why a connection that net/http let go of (StateClosed)
+// or gave up (StateHijacked) ended, from its state and what its reads and
+// writes saw.
+func (s *Server) closeReason(st http.ConnState, ci *connInfo, cc *clientConn) CloseReason {
+	var rd readEnd
+	var wrote bool
+	if cc != nil {
+		rd, wrote = readEnd(cc.readEnd.Load()), cc.writeFailed.Load()
+	}
+	switch {
+	case st == http.StateHijacked:
+		return ClosedUpgraded
+	case ci.drained || s.stopping.Load():
+		return ClosedDrain
+	case wrote || rd == readFailed:
+		return ClosedError
+	case rd == readEOF:
+		return ClosedClientClosed
+	case ci.state == http.StateIdle:
+		return ClosedIdleTimeout // a read deadline, or HTTP/2's idle timer
+	case rd == readTimeout || !ci.served:
+		return ClosedError // read_header_timeout, a failed TLS handshake
+	}
+	return ClosedAfterRequest
 }
 
 // Counts returns the open connections, and how many are idle.
@@ -321,6 +348,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		max := int64(l.s.opt.MaxConnections)
 		if max > 0 && l.s.open.Load() >= max {
 			l.s.Refused.Add(1)
+			l.s.ClosedBy[ClosedMaxConnections].Add(1)
 			if tc, ok := c.(*net.TCPConn); ok {
 				tc.SetLinger(0) // an RST: nothing lingers for a refused client
 			}

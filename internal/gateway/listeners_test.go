@@ -259,6 +259,7 @@ func TestSeveralListeners(t *testing.T) {
 	for series, ok := range map[string]func(float64) bool{
 		`sluice_downstream_connections_refused_total{listener="` + primary + `"}`:          func(v float64) bool { return v >= 1 },
 		`sluice_downstream_connections_refused_total{listener="tls"}`:                      func(v float64) bool { return v == 0 },
+		`sluice_downstream_connections_by_protocol{listener="h2c",protocol="http/1.1"}`:    func(v float64) bool { return v == 5 },
 		`sluice_downstream_connections_refused_total{listener="h2c"}`:                      func(v float64) bool { return v == 0 },
 		`sluice_downstream_tls_handshake_errors_total{listener="` + primary + `"}`:         func(v float64) bool { return v == 0 },
 		`sluice_downstream_connections{listener="` + primary + `",state="open"}`:           func(v float64) bool { return v == 2 },

@@ -49,6 +49,7 @@ var (
 	descActive      = prometheus.NewDesc("sluice_upstream_requests_in_flight", "Requests in flight to the upstream.", []string{"upstream"}, nil)
 	descDrain       = prometheus.NewDesc("sluice_drain_phase", "Drain phase: 0 serving, 1 not ready, 2 closing, 3 finishing, 4 done.", nil, nil)
 	descDownOpen    = prometheus.NewDesc("sluice_downstream_connections", "Client connections by state: open; idle and active (of the open ones); released (of the idle ones: held without net/http's goroutine and buffers).", []string{"listener", "state"}, nil)
+	descDownProto   = prometheus.NewDesc("sluice_downstream_connections_by_protocol", "Open client connections by protocol (http/1.1, h2, h2c; none before a first request).", []string{"listener", "protocol"}, nil)
 	descDownAccept  = prometheus.NewDesc("sluice_downstream_connections_accepted_total", "Client connections accepted.", []string{"listener"}, nil)
 	descDownClosed  = prometheus.NewDesc("sluice_downstream_connections_closed_total", "Client connections closed, by reason.", []string{"listener", "reason"}, nil)
 	descDownRefused = prometheus.NewDesc("sluice_downstream_connections_refused_total", "Client connections refused at once because the listener's max_connections were open.", []string{"listener"}, nil)
@@ -70,7 +71,7 @@ var (
 func (l *Live) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConns, descOpened, descReused, descClosed, descWindow, descPoolWait, descPoolWaited, descPoolWaiting,
 		descEPInflight, descEPState, descEjections, descRetries, descRetryOut, descBudget, descFailures, descActive,
-		descDrain, descDownOpen, descDownAccept, descDownClosed, descDownRefused, descTLSErrors,
+		descDrain, descDownOpen, descDownProto, descDownAccept, descDownClosed, descDownRefused, descTLSErrors,
 		descLimit, descLimInflight, descLimSat, descLimQueue, descLimWaits, descLimWait, descLimAdmit, descLimShed, descSaturation} {
 		ch <- d
 	}
@@ -148,6 +149,9 @@ func (l *Live) Collect(ch chan<- prometheus.Metric) {
 		gauge(descDownOpen, float64(idle), ln, "idle")
 		gauge(descDownOpen, float64(open-idle), ln, "active")
 		gauge(descDownOpen, float64(srv.Held()), ln, "released")
+		for proto, n := range srv.Protocols() {
+			gauge(descDownProto, float64(n), ln, proto)
+		}
 		counter(descDownAccept, float64(srv.Accepted.Load()), ln)
 		for _, r := range server.CloseReasons() {
 			counter(descDownClosed, float64(srv.ClosedBy[r].Load()), ln, r.String())

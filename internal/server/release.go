@@ -53,6 +53,8 @@ type clientConn struct {
 	idle atomic.Bool
 	// noRelease: HTTP/2 or hijacked; never released.
 	noRelease atomic.Bool
+	// h2c: it began with the HTTP/2 client preface.
+	h2c atomic.Bool
 	// deadline is the read deadline net/http asked for (UnixNano, 0 = none).
 	deadline atomic.Int64
 	// releasing: the idle read ended to release, so the Close that follows
@@ -114,19 +116,20 @@ func (c *clientConn) Write(p []byte) (int, error) {
 }
 
 func (c *clientConn) read(p []byte) (int, error) {
-	if c.handedBack == nil || len(p) == 0 {
+	if len(p) == 0 {
 		return c.Conn.Read(p)
 	}
 	first := c.base == nil
 	if first {
 		c.base = &p[0]
-	} else if c.idle.Load() && &p[0] == c.base && !c.noRelease.Load() && !c.s.stopping.Load() {
+	} else if c.handedBack != nil && c.idle.Load() && &p[0] == c.base && !c.noRelease.Load() && !c.s.stopping.Load() {
 		return c.idleRead(p)
 	}
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.idle.Store(false)
 		if first && looksHTTP2(p[:n]) {
+			c.h2c.Store(true)
 			c.noRelease.Store(true)
 		}
 	}

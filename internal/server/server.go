@@ -113,6 +113,7 @@ type connInfo struct {
 	served    bool // a request was read
 	drained   bool // the drain closed it
 	held      bool // released by net/http, held by a waiter (release.go)
+	proto     string // "http/1.1", "h2" or "h2c" once known; "" before the first request
 }
 
 // Listen binds the listener; Serve runs it.
@@ -211,6 +212,9 @@ func (s *Server) connState(c net.Conn, st http.ConnState) {
 			if cc != nil {
 				cc.active.Store(st == http.StateActive)
 			}
+			if ci.proto == "" {
+				ci.proto = protocol(c, cc)
+			}
 			if st == http.StateActive {
 				ci.served = true
 			}
@@ -248,6 +252,39 @@ func (s *Server) closeReason(st http.ConnState, ci *connInfo, cc *clientConn) Cl
 		return ClosedError // read_header_timeout, a failed TLS handshake
 	}
 	return ClosedAfterRequest
+}
+
+// protocol names what a connection speaks, once it has carried a request.
+func protocol(c net.Conn, cc *clientConn) string {
+	if tc, ok := c.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+		return "h2"
+	}
+	if cc != nil && cc.h2c.Load() {
+		return "h2c"
+	}
+	return "http/1.1"
+}
+
+// Protocols are the open connections by protocol: "http/1.1", "h2", "h2c",
+// and "none" for those that have not carried a request yet. Connections
+// upgraded to h2c count as "h2c".
+func (s *Server) Protocols() map[string]int {
+	out := map[string]int{"http/1.1": 0, "h2": 0, "h2c": 0, "none": 0}
+	if s.h2c != nil {
+		s.h2c.mu.Lock()
+		out["h2c"] += s.h2c.active
+		s.h2c.mu.Unlock()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ci := range s.conns {
+		if ci.proto == "" {
+			out["none"]++
+		} else {
+			out[ci.proto]++
+		}
+	}
+	return out
 }
 
 // Counts returns the open connections, and how many are idle.

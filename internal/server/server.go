@@ -110,9 +110,9 @@ func CloseReasons() []CloseReason {
 type connInfo struct {
 	state     http.ConnState
 	idleSince time.Time
-	served    bool // a request was read
-	drained   bool // the drain closed it
-	held      bool // released by net/http, held by a waiter (release.go)
+	served    bool   // a request was read
+	drained   bool   // the drain closed it
+	held      bool   // released by net/http, held by a waiter (release.go)
 	proto     string // "http/1.1", "h2" or "h2c" once known; "" before the first request
 }
 

@@ -79,7 +79,7 @@ type Server struct {
 	IdleTimeout       time.Duration  `yaml:"idle_timeout"`
 	// ReleaseIdleAfter: a plain-text HTTP/1.1 keep-alive connection idle
 	// this long gives its goroutine and buffers back until the client
-	// sends again (about 20 KiB less per idle connection). 0 = never.
+	// sends again (about 15 KiB less per idle connection). 0 = never.
 	ReleaseIdleAfter time.Duration `yaml:"release_idle_after"`
 	MaxHeaderBytes   int64         `yaml:"max_header_bytes,size"`
 	MaxBodySize      int64         `yaml:"max_body_size,size"` // default for routes; 0 = unlimited

@@ -13,13 +13,7 @@ import (
 // Connection names is still removed.
 func TestListenerH2CUpgrade(t *testing.T) {
 	be := gatewaytest.NewEcho(t, "be")
-	g := gatewaytest.Start(t, `
-		upstreams:
-		  b:
-		    endpoints: ["`+be.Addr()+`"]
-		routes:
-		  - id: r
-		    uri: lb://b`)
+	g := startOne(t, be.Addr(), "")
 	fr := h2ctest.Upgrade(t, g.Addr(), "GET /up?q=1 HTTP/1.1\r\nHost: x\r\nConnection: X-Drop\r\nX-Drop: secret\r\nX-Keep: yes")
 	status, body, _ := h2ctest.Response(t, fr, 1)
 	if status != "200" {

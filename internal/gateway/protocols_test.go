@@ -22,13 +22,7 @@ func TestDownstreamConnectionsByProtocol(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, cert := writeCert(t, dir, "api", 1, "api.example.com")
 	be := gatewaytest.NewEcho(t, "be")
-	g := gatewaytest.Start(t, `
-		upstreams:
-		  b:
-		    endpoints: ["`+be.Addr()+`"]
-		routes:
-		  - id: r
-		    uri: lb://b`, gatewaytest.WithServer(`
+	g := startOne(t, be.Addr(), "", gatewaytest.WithServer(`
 		listeners:
 		  - name: tls
 		    listen: "127.0.0.1:0"

@@ -16,13 +16,7 @@ import (
 // released gauge follows.
 func TestListenerReleasesIdleConnections(t *testing.T) {
 	be := gatewaytest.NewEcho(t, "be")
-	g := gatewaytest.Start(t, `
-		upstreams:
-		  b:
-		    endpoints: ["`+be.Addr()+`"]
-		routes:
-		  - id: r
-		    uri: lb://b`, gatewaytest.WithServer("release_idle_after: 100ms"))
+	g := startOne(t, be.Addr(), "", gatewaytest.WithServer("release_idle_after: 100ms"))
 	cl := gatewaytest.Client(t)
 	get := func() (reused bool) {
 		t.Helper()

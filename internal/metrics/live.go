@@ -144,12 +144,12 @@ func (l *Live) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, lst := range l.Listeners {
 		srv, ln := lst.Server, lst.Name
-		open, idle := srv.Counts()
-		gauge(descDownOpen, float64(open), ln, "open")
-		gauge(descDownOpen, float64(idle), ln, "idle")
-		gauge(descDownOpen, float64(open-idle), ln, "active")
-		gauge(descDownOpen, float64(srv.Held()), ln, "released")
-		for proto, n := range srv.Protocols() {
+		cs := srv.Connections()
+		gauge(descDownOpen, float64(cs.Open), ln, "open")
+		gauge(descDownOpen, float64(cs.Idle), ln, "idle")
+		gauge(descDownOpen, float64(cs.Open-cs.Idle), ln, "active")
+		gauge(descDownOpen, float64(cs.Released), ln, "released")
+		for proto, n := range cs.ByProtocol {
 			gauge(descDownProto, float64(n), ln, proto)
 		}
 		counter(descDownAccept, float64(srv.Accepted.Load()), ln)

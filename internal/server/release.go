@@ -255,17 +255,7 @@ func (s *Server) hold(c *clientConn) {
 
 // Held returns how many idle connections are held by waiters, released by
 // net/http.
-func (s *Server) Held() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, ci := range s.conns {
-		if ci.held {
-			n++
-		}
-	}
-	return n
-}
+func (s *Server) Held() int { return s.Connections().Released }
 
 // resumeListener hands released connections that became readable back to
 // the http.Server: a second Serve runs on it beside the real listener's, so

@@ -265,38 +265,47 @@ func protocol(c net.Conn, cc *clientConn) string {
 	return "http/1.1"
 }
 
-// Protocols are the open connections by protocol: "http/1.1", "h2", "h2c",
-// and "none" for those that have not carried a request yet. Connections
-// upgraded to h2c count as "h2c".
-func (s *Server) Protocols() map[string]int {
-	out := map[string]int{"http/1.1": 0, "h2": 0, "h2c": 0, "none": 0}
+// Connections is a snapshot of a Server's open client connections.
+type Connections struct {
+	Open, Idle int
+	// Released counts idle connections held without net/http (release.go).
+	Released int
+	// ByProtocol counts open connections as "http/1.1", "h2", "h2c", and
+	// "none" before a first request; connections upgraded to h2c are "h2c".
+	ByProtocol map[string]int
+}
+
+// Connections counts the open client connections, in one pass.
+func (s *Server) Connections() Connections {
+	cs := Connections{ByProtocol: map[string]int{"http/1.1": 0, "h2": 0, "h2c": 0, "none": 0}}
 	if s.h2c != nil {
 		s.h2c.mu.Lock()
-		out["h2c"] += s.h2c.active
+		cs.ByProtocol["h2c"] += s.h2c.active
 		s.h2c.mu.Unlock()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	cs.Open = len(s.conns)
 	for _, ci := range s.conns {
+		if ci.state == http.StateIdle {
+			cs.Idle++
+		}
+		if ci.held {
+			cs.Released++
+		}
 		if ci.proto == "" {
-			out["none"]++
+			cs.ByProtocol["none"]++
 		} else {
-			out[ci.proto]++
+			cs.ByProtocol[ci.proto]++
 		}
 	}
-	return out
+	return cs
 }
 
 // Counts returns the open connections, and how many are idle.
 func (s *Server) Counts() (open, idle int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, ci := range s.conns {
-		if ci.state == http.StateIdle {
-			idle++
-		}
-	}
-	return len(s.conns), idle
+	cs := s.Connections()
+	return cs.Open, cs.Idle
 }
 
 // CloseIdleSince closes keep-alive connections that have been idle since

@@ -9,7 +9,8 @@
 //	/tmp/sluice-bench --sluice-bin /tmp/sluice --proxies sluice --pprof /tmp/prof   (CPU and alloc profiles of Sluice)
 //
 // sluice-bench baseline --listen ADDR --upstream ADDR runs the
-// httputil.ReverseProxy peer; the tool starts it that way itself.
+// httputil.ReverseProxy peer, and sluice-bench floor the smallest proxy
+// net/http's server allows (bench.Floor); the tool starts them that way itself.
 package main
 
 import (
@@ -29,15 +30,20 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "baseline" {
-		if err := bench.Baseline(os.Args[2:], os.Stderr); err != nil {
-			fmt.Fprintln(os.Stderr, "sluice-bench baseline:", err)
-			os.Exit(1)
+	if len(os.Args) > 1 {
+		if serve, ok := builtin[os.Args[1]]; ok {
+			if err := serve(os.Args[2:], os.Stderr); err != nil {
+				fmt.Fprintf(os.Stderr, "sluice-bench %s: %v\n", os.Args[1], err)
+				os.Exit(1)
+			}
+			return
 		}
-		return
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// builtin are the peers this executable serves itself.
+var builtin = map[string]func([]string, io.Writer) error{"baseline": bench.Baseline, "floor": bench.Floor}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sluice-bench", flag.ContinueOnError)

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,13 +17,16 @@ import (
 	"github.com/sluice-gw/sluice/internal/peerproc"
 )
 
-// The test binary doubles as the baseline peer, as sluice-bench does.
+// The test binary doubles as the baseline and floor peers, as sluice-bench does.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "baseline" {
-		if err := Baseline(os.Args[2:], os.Stderr); err != nil {
-			os.Exit(1)
+	if len(os.Args) > 1 {
+		serve := map[string]func([]string, io.Writer) error{"baseline": Baseline, "floor": Floor}[os.Args[1]]
+		if serve != nil {
+			if err := serve(os.Args[2:], os.Stderr); err != nil {
+				os.Exit(1)
+			}
+			return
 		}
-		return
 	}
 	os.Exit(m.Run())
 }
@@ -278,7 +282,7 @@ func TestMissingBinary(t *testing.T) {
 	}
 }
 
-// A short real run: the baseline and nginx behind the nginx backend, driven
+// A short real run: the baseline, the floor and nginx behind the nginx backend, driven
 // by wrk; every process the run started is gone afterwards.
 func TestRunShort(t *testing.T) {
 	for _, bin := range []string{"nginx", "wrk", "taskset"} {
@@ -293,12 +297,12 @@ func TestRunShort(t *testing.T) {
 	before := tree(os.Getpid())
 	ctx, cancel := context.WithTimeout(context.Background(), 18*time.Second)
 	defer cancel()
-	tables, err := Run(ctx, Config{Proxies: []string{"baseline", "nginx"}, Scenarios: []string{"small"}, Self: self,
+	tables, err := Run(ctx, Config{Proxies: []string{"baseline", "floor", "nginx"}, Scenarios: []string{"small"}, Self: self,
 		Duration: time.Second, Rounds: 1, Warmup: -1, Connections: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tables) != 1 || len(tables[0].Rows) != 2 {
+	if len(tables) != 1 || len(tables[0].Rows) != 3 {
 		t.Fatalf("tables = %+v", tables)
 	}
 	for _, r := range tables[0].Rows {

@@ -53,7 +53,8 @@ type Peer struct {
 }
 
 // Peers returns the proxies the tool knows, in table order. sluiceBin is the
-// sluice executable; self is this executable (the baseline runs in it).
+// sluice executable; self is this executable (the baseline and the floor
+// run in it).
 func Peers(sluiceBin, self string) []*Peer {
 	return []*Peer{
 		{Name: "sluice", Binary: sluiceBin, ConfigName: "sluice.yaml", Template: "sluice.yaml.tmpl",
@@ -66,6 +67,8 @@ func Peers(sluiceBin, self string) []*Peer {
 			Args: []string{"run", "--config", "{{.Config}}", "--adapter", "caddyfile"},
 			Env:  []string{"XDG_DATA_HOME={{.Dir}}", "XDG_CONFIG_HOME={{.Dir}}", "HOME={{.Dir}}"}, H2: H2SamePort},
 		{Name: "baseline", Binary: self, Args: []string{"baseline", "--listen", "{{.Listen}}", "--upstream", "{{.Upstream}}"},
+			H2: H2SamePort},
+		{Name: "floor", Binary: self, Args: []string{"floor", "--listen", "{{.Listen}}", "--upstream", "{{.Upstream}}"},
 			H2: H2SamePort},
 	}
 }

@@ -59,6 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.CompareBin, "compare-bin", "", "a second sluice executable, measured as sluice-b in the same rounds (A/B of two builds)")
 	fs.StringVar(&cfg.LoadCPU, "load-cpu", "0", "CPUs of the load generator (taskset list)")
 	fs.StringVar(&cfg.ProxyCPU, "proxy-cpu", "1", "CPUs of the proxy and the backend (taskset list)")
+	fs.BoolVar(&cfg.Syscalls, "syscalls", false, "count each peer's system calls with perf stat (slows their system calls a little: not for the main figures)")
 	fs.StringVar(&cfg.PprofDir, "pprof", "", "directory for Sluice's CPU and allocation profiles (first round of each scenario)")
 	verbose := fs.Bool("v", false, "print progress to stderr")
 	if err := fs.Parse(args); err != nil {

@@ -43,6 +43,9 @@ type Config struct {
 	// PprofDir, if set, receives a CPU profile of Sluice taken during its
 	// first measured run of each scenario, and its allocation profile after.
 	PprofDir string
+	// Syscalls counts each peer's system calls during its runs with perf
+	// (Sample.Syscalls), which slows every system call of theirs a little.
+	Syscalls bool
 	Log      io.Writer // progress; default io.Discard
 }
 
@@ -75,8 +78,19 @@ func (c *Config) defaults() {
 // Sample is one measured run of one peer.
 type Sample struct {
 	Result
-	CPU     time.Duration // the peer's CPU time (its process and children) during the run
-	PeakRSS int64         // bytes, summed over its processes
+	CPU       time.Duration // the peer's CPU time (its process and children) during the run
+	User, Sys time.Duration // CPU split into user and kernel mode
+	Switches  int64         // context switches of all its threads
+	Syscalls  int64         // system calls; -1 = not counted (Config.Syscalls off)
+	PeakRSS   int64         // bytes, summed over its processes
+}
+
+// perRequest divides n by the sample's requests.
+func (s Sample) perRequest(n float64) float64 {
+	if s.Requests == 0 {
+		return 0
+	}
+	return n / float64(s.Requests)
 }
 
 // CPUPer10k is CPU seconds per 10,000 requests.
@@ -118,6 +132,12 @@ func Run(ctx context.Context, cfg Config) ([]Table, error) {
 	}
 	if _, err := lookPath("taskset", "taskset"); err != nil {
 		return nil, err
+	}
+	perf := ""
+	if cfg.Syscalls {
+		if perf, err = lookPath("--syscalls", "perf"); err != nil {
+			return nil, err
+		}
 	}
 	ld := &load{cpu: cfg.LoadCPU, conns: cfg.Connections}
 	if slices.ContainsFunc(scenarios, func(s Scenario) bool { return s.Tool == "wrk" }) {
@@ -212,7 +232,7 @@ func Run(ctx context.Context, cfg Config) ([]Table, error) {
 					return tables, err
 				}
 				prof := cfg.PprofDir != "" && peers[i].Pprof && round == 0
-				s, err := measure(ctx, ld, sc, procs[i], addrs[i], cfg.Duration, prof, cfg.PprofDir)
+				s, err := measure(ctx, ld, sc, procs[i], addrs[i], cfg.Duration, prof, cfg.PprofDir, perf)
 				if err != nil {
 					fmt.Fprintf(cfg.Log, "%s: %s: %v\n", sc.Name, peers[i].Name, err)
 					t.Rows[i].Note = firstLine(err.Error())
@@ -228,8 +248,9 @@ func Run(ctx context.Context, cfg Config) ([]Table, error) {
 	return tables, nil
 }
 
-// measure runs one load run against pr and reads its CPU time and peak RSS.
-func measure(ctx context.Context, ld *load, sc Scenario, pr *process, addr string, d time.Duration, prof bool, dir string) (Sample, error) {
+// measure runs one load run against pr and reads its CPU time, context
+// switches and peak RSS, and with perf set its system calls.
+func measure(ctx context.Context, ld *load, sc Scenario, pr *process, addr string, d time.Duration, prof bool, dir, perf string) (Sample, error) {
 	pids := tree(pr.cmd.Process.Pid)
 	resetPeakRSS(pids)
 	var profDone chan error
@@ -241,9 +262,24 @@ func measure(ctx context.Context, ld *load, sc Scenario, pr *process, addr strin
 				filepath.Join(dir, pr.name+"-"+sc.Name+".cpu.pprof"))
 		}()
 	}
-	cpu0 := treeCPU(pids)
+	var calls *syscallCounter
+	if perf != "" {
+		var err error
+		if calls, err = startSyscalls(perf, pids); err != nil {
+			return Sample{}, err
+		}
+	}
+	u0 := treeUsage(pids)
 	r, err := ld.run(ctx, sc, addr, d)
-	cpu1 := treeCPU(pids)
+	u := treeUsage(pids).sub(u0)
+	syscalls := int64(-1)
+	if calls != nil {
+		n, cerr := calls.stop()
+		if err == nil && cerr != nil {
+			err = cerr
+		}
+		syscalls = n
+	}
 	if err != nil {
 		return Sample{}, err
 	}
@@ -252,7 +288,8 @@ func measure(ctx context.Context, ld *load, sc Scenario, pr *process, addr strin
 		return Sample{}, errors.New("exited during the run")
 	default:
 	}
-	s := Sample{Result: r, CPU: cpu1 - cpu0, PeakRSS: peakRSS(pids)}
+	s := Sample{Result: r, CPU: u.user + u.sys, User: u.user, Sys: u.sys, Switches: u.switches, Syscalls: syscalls,
+		PeakRSS: peakRSS(pids)}
 	if prof {
 		if err := <-profDone; err != nil {
 			return s, err

@@ -124,7 +124,7 @@ func TestParseStat(t *testing.T) {
 		{
 			name: "name with spaces and parentheses",
 			line: "4242 (nginx: worker (x)) S 4241 4241 4241 0 -1 4194624 100 0 0 0 250 130 0 0 20 0 1 0 300 1000 200",
-			want: stat{ppid: 4241, cpu: 3800 * time.Millisecond},
+			want: stat{ppid: 4241, user: 2500 * time.Millisecond, sys: 1300 * time.Millisecond},
 		},
 		{name: "truncated", line: "1 (init) S 0 1", wantErr: true},
 	}
@@ -172,6 +172,11 @@ func TestProcessAccounting(t *testing.T) {
 			spin++
 		}
 	}
+	u0 := treeUsage(pids[:1])
+	time.Sleep(20 * time.Millisecond) // a sleep is a voluntary context switch
+	if u := treeUsage(pids[:1]).sub(u0); u.switches <= 0 {
+		t.Errorf("no context switch counted across a sleep: %+v", u)
+	}
 	resetPeakRSS(pids[:1])
 	if rss := peakRSS(pids[:1]); rss < 1<<20 {
 		t.Errorf("peak RSS %d bytes, want at least 1 MiB", rss)
@@ -181,23 +186,52 @@ func TestProcessAccounting(t *testing.T) {
 func TestSummarize(t *testing.T) {
 	ms := time.Millisecond
 	samples := []Sample{
-		{Result: Result{Requests: 1000, Elapsed: time.Second, P50: 3 * ms, P99: 9 * ms, P999: 20 * ms, Errors: 1}, CPU: 100 * ms, PeakRSS: 10 << 20},
-		{Result: Result{Requests: 3000, Elapsed: time.Second, P50: 1 * ms, P99: 5 * ms, P999: 10 * ms}, CPU: 600 * ms, PeakRSS: 12 << 20},
-		{Result: Result{Requests: 2000, Elapsed: time.Second, P50: 2 * ms, P99: 7 * ms, P999: 30 * ms, Errors: 2}, CPU: 200 * ms, PeakRSS: 11 << 20},
+		{Result: Result{Requests: 1000, Elapsed: time.Second, P50: 3 * ms, P99: 9 * ms, P999: 20 * ms, Errors: 1}, CPU: 100 * ms, PeakRSS: 10 << 20,
+			User: 40 * ms, Sys: 60 * ms, Switches: 500, Syscalls: 7000},
+		{Result: Result{Requests: 3000, Elapsed: time.Second, P50: 1 * ms, P99: 5 * ms, P999: 10 * ms}, CPU: 600 * ms, PeakRSS: 12 << 20,
+			User: 300 * ms, Sys: 300 * ms, Switches: 3000, Syscalls: 15000},
+		{Result: Result{Requests: 2000, Elapsed: time.Second, P50: 2 * ms, P99: 7 * ms, P999: 30 * ms, Errors: 2}, CPU: 200 * ms, PeakRSS: 11 << 20,
+			User: 60 * ms, Sys: 140 * ms, Switches: 4000, Syscalls: 12000},
 	}
 	got := Summarize(samples)
-	want := Summary{RPS: 2000, P50: 2 * ms, P99: 7 * ms, P999: 20 * ms, CPUPer10k: 1, PeakRSS: 12 << 20, Errors: 3, Rounds: 3}
+	want := Summary{RPS: 2000, P50: 2 * ms, P99: 7 * ms, P999: 20 * ms, CPUPer10k: 1, PeakRSS: 12 << 20, Errors: 3, Rounds: 3,
+		UserUS: 40, SysUS: 70, Switches: 1, Syscalls: 6}
 	if got != want {
 		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+	samples[1].Syscalls = -1 // one round not counted: no figure
+	if got := Summarize(samples); got.Syscalls != -1 {
+		t.Errorf("Syscalls = %v with a round not counted, want -1", got.Syscalls)
 	}
 	if m := median([]float64{4, 1, 3, 2}); m != 2.5 {
 		t.Errorf("median of an even count = %v, want 2.5", m)
 	}
 }
 
+func TestParseSwitches(t *testing.T) {
+	status := "Name:\tsluice\nState:\tS (sleeping)\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n"
+	if n := parseSwitches([]byte(status)); n != 127 {
+		t.Errorf("parseSwitches = %d, want 127", n)
+	}
+}
+
+func TestParsePerfCount(t *testing.T) {
+	n, err := parsePerfCount("\n213964,,raw_syscalls:sys_enter,4002560004,100.00,,\n")
+	if err != nil || n != 213964 {
+		t.Errorf("got %d, %v; want 213964", n, err)
+	}
+	if _, err := parsePerfCount("<not supported>,,raw_syscalls:sys_enter,0,100.00,,\n"); err == nil {
+		t.Error("an uncounted event must be an error")
+	}
+	if _, err := parsePerfCount("event syntax error: 'raw_syscalls:sys_enter'\n"); err == nil {
+		t.Error("perf output without a count must be an error")
+	}
+}
+
 func TestWriteMarkdown(t *testing.T) {
 	s := func(rps int64, cpu time.Duration) Sample {
-		return Sample{Result: Result{Requests: rps, Elapsed: time.Second, P50: time.Millisecond, P99: 2 * time.Millisecond, P999: 3 * time.Millisecond}, CPU: cpu, PeakRSS: 8 << 20}
+		return Sample{Result: Result{Requests: rps, Elapsed: time.Second, P50: time.Millisecond, P99: 2 * time.Millisecond, P999: 3 * time.Millisecond},
+			CPU: cpu, User: cpu / 4, Sys: cpu * 3 / 4, Switches: rps / 2, Syscalls: -1, PeakRSS: 8 << 20}
 	}
 	tables := []Table{{
 		Scenario: Scenario{Name: "small", Desc: "small GET"},
@@ -216,6 +250,8 @@ func TestWriteMarkdown(t *testing.T) {
 		"| nginx | 40000 | 1.00 |",
 		"| caddy | — |",
 		"no h2c in its default package",
+		"| proxy | user µs | system µs | context switches | system calls |",
+		"| sluice | 25 | 75 | 0.50 | – |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)

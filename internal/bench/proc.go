@@ -16,8 +16,8 @@ const clockTick = 10 * time.Millisecond
 
 // stat is what the tool reads from /proc/PID/stat.
 type stat struct {
-	ppid int
-	cpu  time.Duration // utime + stime
+	ppid      int
+	user, sys time.Duration // utime, stime
 }
 
 func readStat(pid int) (stat, error) {
@@ -46,7 +46,7 @@ func parseStat(b []byte) (stat, error) {
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return stat{}, err
 	}
-	return stat{ppid: ppid, cpu: time.Duration(ut+st) * clockTick}, nil
+	return stat{ppid: ppid, user: time.Duration(ut) * clockTick, sys: time.Duration(st) * clockTick}, nil
 }
 
 // tree returns pid and all its descendants (pid first).
@@ -72,15 +72,54 @@ func tree(pid int) []int {
 	return out
 }
 
-// treeCPU is the CPU time (user + system) used so far by pid and its descendants.
-func treeCPU(pids []int) time.Duration {
-	var sum time.Duration
+// usage is what processes have used so far: CPU time in user and kernel
+// mode, and context switches (voluntary and not) of all their threads.
+type usage struct {
+	user, sys time.Duration
+	switches  int64
+}
+
+func (u usage) sub(v usage) usage {
+	return usage{user: u.user - v.user, sys: u.sys - v.sys, switches: u.switches - v.switches}
+}
+
+// treeUsage sums usage over pids (a process's /proc stat counts all its
+// threads' CPU; context switches are counted per thread).
+func treeUsage(pids []int) usage {
+	var u usage
 	for _, p := range pids {
 		if s, err := readStat(p); err == nil {
-			sum += s.cpu
+			u.user += s.user
+			u.sys += s.sys
+		}
+		tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(p) + "/task")
+		for _, t := range tasks {
+			if b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/task/" + t.Name() + "/status"); err == nil {
+				u.switches += parseSwitches(b)
+			}
 		}
 	}
-	return sum
+	return u
+}
+
+// parseSwitches adds voluntary_ctxt_switches and nonvoluntary_ctxt_switches
+// from a /proc status file.
+func parseSwitches(b []byte) int64 {
+	var n int64
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if ok && (k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches") {
+			x, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			n += x
+		}
+	}
+	return n
+}
+
+// treeCPU is the CPU time (user + system) used so far by pids.
+func treeCPU(pids []int) time.Duration {
+	u := treeUsage(pids)
+	return u.user + u.sys
 }
 
 // resetPeakRSS sets each process's VmHWM back to its current RSS

@@ -19,6 +19,9 @@ type Summary struct {
 	PeakRSS        int64
 	Errors         int64 // over all rounds
 	Rounds         int
+	// Per request: CPU in user and kernel mode (µs), context switches, and
+	// system calls (-1: not counted).
+	UserUS, SysUS, Switches, Syscalls float64
 }
 
 // Summarize reduces a row's samples.
@@ -27,16 +30,26 @@ func Summarize(samples []Sample) Summary {
 	if len(samples) == 0 {
 		return s
 	}
-	var rps, cpu []float64
+	var rps, cpu, user, sys, sw, calls []float64
 	var p50, p99, p999 []time.Duration
 	for _, x := range samples {
 		rps = append(rps, x.RPS())
 		cpu = append(cpu, x.CPUPer10k())
+		user = append(user, x.perRequest(float64(x.User.Microseconds())))
+		sys = append(sys, x.perRequest(float64(x.Sys.Microseconds())))
+		sw = append(sw, x.perRequest(float64(x.Switches)))
+		if x.Syscalls >= 0 {
+			calls = append(calls, x.perRequest(float64(x.Syscalls)))
+		}
 		p50, p99, p999 = append(p50, x.P50), append(p99, x.P99), append(p999, x.P999)
 		s.PeakRSS = max(s.PeakRSS, x.PeakRSS)
 		s.Errors += x.Errors
 	}
 	s.RPS, s.CPUPer10k = median(rps), median(cpu)
+	s.UserUS, s.SysUS, s.Switches, s.Syscalls = median(user), median(sys), median(sw), -1
+	if len(calls) == len(samples) {
+		s.Syscalls = median(calls)
+	}
 	s.P50, s.P99, s.P999 = median(p50), median(p99), median(p999)
 	return s
 }
@@ -88,7 +101,29 @@ func WriteMarkdown(w io.Writer, tables []Table) {
 				float64(s.PeakRSS)/(1<<20), errs)
 		}
 		fmt.Fprintln(w)
+		writePerRequest(w, t)
 	}
+}
+
+// writePerRequest prints where each peer's CPU went, per request: user and
+// kernel mode, context switches, and system calls when they were counted.
+func writePerRequest(w io.Writer, t Table) {
+	fmt.Fprintln(w, "Per request (medians over rounds):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| proxy | user µs | system µs | context switches | system calls |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+	for _, r := range t.Rows {
+		if len(r.Samples) == 0 {
+			continue
+		}
+		s := Summarize(r.Samples)
+		calls := "–"
+		if s.Syscalls >= 0 {
+			calls = fmt.Sprintf("%.1f", s.Syscalls)
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.2f | %s |\n", r.Peer, s.UserUS, s.SysUS, s.Switches, calls)
+	}
+	fmt.Fprintln(w)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }

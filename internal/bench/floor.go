@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 )
 
@@ -21,17 +22,29 @@ import (
 // proxy to run: a broken upstream connection fails the request.
 //
 // It runs as its own process (sluice-bench floor), pinned like every peer,
-// and serves HTTP/1.1 and h2c with prior knowledge on one listener.
+// and serves HTTP/1.1 and h2c with prior knowledge on one listener; with
+// --pprof ADDR, CPU profiles on ADDR/debug/pprof/profile.
 func Floor(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:0", "listen address")
 	upstream := fs.String("upstream", "", "backend host:port")
+	pprofAddr := fs.String("pprof", "", "address serving /debug/pprof (off when empty)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *upstream == "" {
 		return fmt.Errorf("floor: --upstream is required")
+	}
+	if *pprofAddr != "" {
+		ln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		go http.Serve(ln, mux)
 	}
 	f := &floor{upstream: *upstream, idle: make(chan *floorConn, 1024)}
 	var protocols http.Protocols

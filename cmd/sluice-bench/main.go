@@ -1,7 +1,9 @@
 // Command sluice-bench runs the same nginx backend behind Sluice, nginx,
-// HAProxy, Caddy and httputil.ReverseProxy on this machine, drives each with
-// wrk (h2load for HTTP/2) pinned to its own CPU, interleaved, and prints a
-// Markdown table per scenario. See docs/performance.md.
+// HAProxy, Caddy, httputil.ReverseProxy and a do-nothing net/http proxy (the
+// floor) on this machine, drives each with wrk (h2load for HTTP/2) pinned to
+// its own CPU, interleaved, and prints Markdown tables per scenario: speed,
+// latency, CPU and memory, then CPU per request split into user and kernel
+// mode, context switches and (--syscalls) system calls. See docs/performance.md.
 //
 //	go build -o /tmp/sluice ./cmd/sluice && go build -o /tmp/sluice-bench ./cmd/sluice-bench
 //	/tmp/sluice-bench --sluice-bin /tmp/sluice

@@ -1,11 +1,13 @@
 // Package bench compares Sluice with the proxies operators would run
 // instead, on one machine in one go: the same nginx backend behind Sluice,
-// nginx, HAProxy, Caddy and the standard library's httputil.ReverseProxy,
-// driven by the same load generator (wrk; h2load for HTTP/2), pinned to its
-// own CPU, interleaved round-robin so that a change in the machine's load
-// touches every peer alike. For each scenario and peer it reports the
-// median over rounds of requests/s, latency percentiles and CPU time per
-// 10k requests, and the peak resident memory.
+// nginx, HAProxy, Caddy, the standard library's httputil.ReverseProxy and
+// the floor (Floor: the least a net/http proxy does), driven by the same load
+// generator (wrk; h2load for HTTP/2), pinned to its own CPU, interleaved
+// round-robin so that a change in the machine's load touches every peer
+// alike. For each scenario and peer it reports the median over rounds of
+// requests/s, latency percentiles and CPU time per 10k requests, the peak
+// resident memory, and per request the CPU in user and kernel mode, context
+// switches and, when asked, system calls.
 //
 // Every process the tool starts is a child it knows by PID; it stops those
 // and nothing else. Everything listens on 127.0.0.1.

@@ -333,8 +333,9 @@ func TestRunShort(t *testing.T) {
 	before := tree(os.Getpid())
 	ctx, cancel := context.WithTimeout(context.Background(), 18*time.Second)
 	defer cancel()
+	loadCPU, proxyCPU := testCPUs()
 	tables, err := Run(ctx, Config{Proxies: []string{"baseline", "floor", "nginx"}, Scenarios: []string{"small"}, Self: self,
-		Duration: time.Second, Rounds: 1, Warmup: -1, Connections: 8})
+		Duration: time.Second, Rounds: 1, Warmup: -1, Connections: 8, LoadCPU: loadCPU, ProxyCPU: proxyCPU})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/http/pprof"
 	"net/url"
 	"time"
 )
@@ -14,30 +16,49 @@ import (
 // library's httputil.ReverseProxy with a default Transport (upstream
 // keep-alive on, at most 2 idle connections per host), no logging. It runs
 // as its own process (sluice-bench baseline), pinned like every peer, so
-// its CPU and memory are measured the same way. It serves HTTP/1.1 and h2c
-// with prior knowledge on one listener.
+// its CPU and memory are measured the same way.
 func Baseline(args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("baseline", flag.ContinueOnError)
+	return servePeer("baseline", args, stderr, func(upstream string) http.Handler {
+		target := &url.URL{Scheme: "http", Host: upstream}
+		return &httputil.ReverseProxy{
+			Rewrite: func(r *httputil.ProxyRequest) {
+				r.SetURL(target)
+				r.SetXForwarded()
+			},
+			Transport: http.DefaultTransport,
+		}
+	})
+}
+
+// servePeer runs a peer this executable serves itself: it reads --listen,
+// --upstream and --pprof from args and serves the handler made for the
+// upstream on HTTP/1.1 and h2c with prior knowledge on one listener; with
+// --pprof ADDR, CPU profiles on ADDR/debug/pprof/profile.
+func servePeer(name string, args []string, stderr io.Writer, handler func(upstream string) http.Handler) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:0", "listen address")
 	upstream := fs.String("upstream", "", "backend host:port")
+	pprofAddr := fs.String("pprof", "", "address serving /debug/pprof (off when empty)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *upstream == "" {
-		return fmt.Errorf("baseline: --upstream is required")
+		return fmt.Errorf("%s: --upstream is required", name)
 	}
-	target := &url.URL{Scheme: "http", Host: *upstream}
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(target)
-			r.SetXForwarded()
-		},
-		Transport: http.DefaultTransport,
+	if *pprofAddr != "" {
+		ln, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		go http.Serve(ln, mux)
 	}
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Addr: *listen, Handler: rp, Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: *listen, Handler: handler(*upstream), Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second}
 	return srv.ListenAndServe()
 }

@@ -2,56 +2,28 @@ package bench
 
 import (
 	"bufio"
-	"flag"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/pprof"
-	"time"
 )
 
 // Floor serves the least a proxy built on net/http's server can do per
 // request, as a measure of what net/http and the Go runtime cost on this
-// machine before any gateway work: one fixed backend, a LIFO stack of
+// machine before any gateway work: one fixed backend, a queue of idle
 // keep-alive connections to it, the request written with Request.Write and
 // the answer read with ReadResponse on the handler's goroutine (no
 // per-connection read loop as in http.Transport), headers copied, the body
-// streamed. No routing, timeouts, metrics, header rewriting, retries, or
-// checks of a pooled connection before reuse. It is a yardstick, not a
+// streamed. No routing, metrics, header rewriting, retries, checks of a
+// pooled connection before reuse, or timeouts (but net/http's
+// ReadHeaderTimeout). It is a yardstick, not a
 // proxy to run: a broken upstream connection fails the request.
 //
-// It runs as its own process (sluice-bench floor), pinned like every peer,
-// and serves HTTP/1.1 and h2c with prior knowledge on one listener; with
-// --pprof ADDR, CPU profiles on ADDR/debug/pprof/profile.
+// It runs as its own process (sluice-bench floor), pinned like every peer
+// (servePeer: HTTP/1.1 and h2c on one listener, --pprof).
 func Floor(args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:0", "listen address")
-	upstream := fs.String("upstream", "", "backend host:port")
-	pprofAddr := fs.String("pprof", "", "address serving /debug/pprof (off when empty)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *upstream == "" {
-		return fmt.Errorf("floor: --upstream is required")
-	}
-	if *pprofAddr != "" {
-		ln, err := net.Listen("tcp", *pprofAddr)
-		if err != nil {
-			return err
-		}
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		go http.Serve(ln, mux)
-	}
-	f := &floor{upstream: *upstream, idle: make(chan *floorConn, 1024)}
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Addr: *listen, Handler: f, Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second}
-	return srv.ListenAndServe()
+	return servePeer("floor", args, stderr, func(upstream string) http.Handler {
+		return &floor{upstream: upstream, idle: make(chan *floorConn, 1024)}
+	})
 }
 
 type floor struct {

@@ -80,8 +80,9 @@ func (c *Config) defaults() {
 // Sample is one measured run of one peer.
 type Sample struct {
 	Result
-	CPU       time.Duration // the peer's CPU time (its process and children) during the run
-	User, Sys time.Duration // CPU split into user and kernel mode
+	// User and Sys are the CPU time in user and kernel mode of the peer's
+	// process and its children during the run.
+	User, Sys time.Duration
 	Switches  int64         // context switches of all its threads
 	Syscalls  int64         // system calls; -1 = not counted (Config.Syscalls off)
 	PeakRSS   int64         // bytes, summed over its processes
@@ -100,7 +101,7 @@ func (s Sample) CPUPer10k() float64 {
 	if s.Requests == 0 {
 		return 0
 	}
-	return s.CPU.Seconds() / float64(s.Requests) * 10000
+	return (s.User + s.Sys).Seconds() / float64(s.Requests) * 10000
 }
 
 // Row is one peer's line in a scenario's table.
@@ -290,8 +291,7 @@ func measure(ctx context.Context, ld *load, sc Scenario, pr *process, addr strin
 		return Sample{}, errors.New("exited during the run")
 	default:
 	}
-	s := Sample{Result: r, CPU: u.user + u.sys, User: u.user, Sys: u.sys, Switches: u.switches, Syscalls: syscalls,
-		PeakRSS: peakRSS(pids)}
+	s := Sample{Result: r, User: u.user, Sys: u.sys, Switches: u.switches, Syscalls: syscalls, PeakRSS: peakRSS(pids)}
 	if prof {
 		if err := <-profDone; err != nil {
 			return s, err

@@ -116,12 +116,6 @@ func parseSwitches(b []byte) int64 {
 	return n
 }
 
-// treeCPU is the CPU time (user + system) used so far by pids.
-func treeCPU(pids []int) time.Duration {
-	u := treeUsage(pids)
-	return u.user + u.sys
-}
-
 // resetPeakRSS sets each process's VmHWM back to its current RSS
 // (clear_refs "5", Linux 4.0+), so a peak is measured per run.
 func resetPeakRSS(pids []int) {

@@ -83,9 +83,9 @@ type Sample struct {
 	// User and Sys are the CPU time in user and kernel mode of the peer's
 	// process and its children during the run.
 	User, Sys time.Duration
-	Switches  int64         // context switches of all its threads
-	Syscalls  int64         // system calls; -1 = not counted (Config.Syscalls off)
-	PeakRSS   int64         // bytes, summed over its processes
+	Switches  int64 // context switches of all its threads
+	Syscalls  int64 // system calls; -1 = not counted (Config.Syscalls off)
+	PeakRSS   int64 // bytes, summed over its processes
 }
 
 // perRequest divides n by the sample's requests.

@@ -50,6 +50,21 @@ type Options struct {
 	MaxRequestsPerConn int
 	// Latency delays every response; see also SetLatency.
 	Latency time.Duration
+	// SilentCloseAfter closes a conn SilentCloseDelay after its Nth
+	// response, which carries no "Connection: close" (uWSGI and gunicorn
+	// max-requests, some load balancers). Whatever arrives in between is
+	// read and discarded, never handled, so the close is a plain FIN.
+	// Zero means never.
+	SilentCloseAfter int
+	// SilentCloseDelay is the pause before that close; default 3ms.
+	SilentCloseDelay time.Duration
+	// EarlyAnswerOver answers a POST or PUT whose Content-Length is larger
+	// than this with 413, a JSON body and "Connection: close" after reading
+	// only EarlyAnswerRead bytes of its body, then closes the conn (an
+	// upload limit or auth check before the body is read). Zero means never.
+	EarlyAnswerOver int64
+	// EarlyAnswerRead is how much of such a body is read first; default 64 KiB.
+	EarlyAnswerRead int64
 
 	// H2C serves HTTP/2 with prior knowledge (h2c) besides HTTP/1.1.
 	H2C bool
@@ -186,6 +201,7 @@ type connKey struct{}
 // connInfo is per-conn state, reached from a request's context.
 type connInfo struct {
 	requests atomic.Int64
+	answered atomic.Int64 // responses completed, for SilentCloseAfter
 	tap      *tapConn
 }
 
@@ -196,10 +212,23 @@ type tapConn struct {
 	mu      sync.Mutex
 	pending []byte
 	onDrop  func(method, id string)
+	// silenced is set once the conn is to close after its last response:
+	// the server gets no more bytes from it, so nothing more is handled;
+	// its reads wait for gone, closed after the socket.
+	silenced atomic.Bool
+	gone     chan struct{}
 }
 
 func (c *tapConn) Read(p []byte) (int, error) {
+	if c.silenced.Load() {
+		<-c.gone
+		return 0, io.EOF
+	}
 	n, err := c.Conn.Read(p)
+	if c.silenced.Load() {
+		<-c.gone
+		return 0, io.EOF // read, and discarded
+	}
 	if n > 0 {
 		c.mu.Lock()
 		if len(c.pending) < 64<<10 {
@@ -230,6 +259,24 @@ func (c *tapConn) dropped() (method, id string, ok bool) {
 		return "", "", false
 	}
 	return req.Method, req.Header.Get("X-Request-Id"), true
+}
+
+// closeSilently closes the conn after delay, reading and discarding
+// whatever arrives meanwhile: its peer sees a FIN, as from a server that
+// reached its request limit and said nothing.
+func (c *tapConn) closeSilently(delay time.Duration) {
+	c.gone = make(chan struct{})
+	c.silenced.Store(true)
+	time.AfterFunc(delay, func() {
+		defer close(c.gone)
+		if tc, ok := c.Conn.(*net.TCPConn); ok {
+			takePending(tc)
+		}
+		c.mu.Lock()
+		c.onDrop = nil
+		c.mu.Unlock()
+		c.Conn.Close()
+	})
 }
 
 // Close records a request the server read but never handed to a handler,
@@ -351,6 +398,10 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ci, _ := r.Context().Value(connKey{}).(*connInfo); ci != nil && ci.tap != nil && r.ProtoMajor == 1 {
 		ci.tap.handled()
 	}
+	if b.opts.EarlyAnswerOver > 0 && r.ContentLength > b.opts.EarlyAnswerOver && r.ProtoMajor == 1 {
+		b.answerEarly(w, r)
+		return
+	}
 	var n int64
 	if r.Method == http.MethodPost || r.Method == http.MethodPut {
 		var err error
@@ -411,6 +462,40 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	b.served.Add(1)
 	w.Write(body)
+	if ci, ok := r.Context().Value(connKey{}).(*connInfo); ok && ci.tap != nil && b.opts.SilentCloseAfter > 0 && r.ProtoMajor == 1 {
+		if ci.answered.Add(1) >= int64(b.opts.SilentCloseAfter) {
+			w.(http.Flusher).Flush() // the whole response is on the wire first
+			delay := b.opts.SilentCloseDelay
+			if delay <= 0 {
+				delay = 3 * time.Millisecond
+			}
+			ci.tap.closeSilently(delay)
+		}
+	}
+}
+
+// EarlyAnswer is the JSON body of an early 413 (Options.EarlyAnswerOver).
+const EarlyAnswer = `{"error":"payload_too_large","message":"upload refused before it was read"}`
+
+// answerEarly reads part of an upload, then refuses it with 413 and closes.
+// The request is recorded as processed: the backend acted on it.
+func (b *Backend) answerEarly(w http.ResponseWriter, r *http.Request) {
+	limit := b.opts.EarlyAnswerRead
+	if limit <= 0 {
+		limit = 64 << 10
+	}
+	io.CopyN(io.Discard, r.Body, limit)
+	if id := r.Header.Get("X-Request-Id"); id != "" {
+		b.record(Record{At: time.Now(), Backend: b.opts.Name, Method: r.Method, ID: id})
+	}
+	h := w.Header()
+	h.Set("X-Backend", b.opts.Name)
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(EarlyAnswer)))
+	h.Set("Connection", "close")
+	b.served.Add(1)
+	w.WriteHeader(http.StatusRequestEntityTooLarge)
+	w.Write([]byte(EarlyAnswer))
 }
 
 func (b *Backend) record(rec Record) {

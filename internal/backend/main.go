@@ -24,6 +24,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&opts.KeepAliveHeader, "keepalive-header", "", `Keep-Alive response header, e.g. "timeout=5, max=100"`)
 	fs.IntVar(&opts.MaxRequestsPerConn, "max-requests", 0, "answer the Nth request on a conn with Connection: close (0: no limit)")
 	fs.DurationVar(&opts.Latency, "latency", 0, "delay before every response")
+	fs.IntVar(&opts.SilentCloseAfter, "silent-close-after", 0, "close a conn a few ms after its Nth response, without Connection: close (0: never)")
+	fs.Int64Var(&opts.EarlyAnswerOver, "early-answer-over", 0, "answer uploads larger than this with 413 after reading part of them (0: never)")
 	fs.StringVar(&opts.RecordFile, "record", "", "append processed X-Request-Ids to this file")
 	fs.BoolVar(&opts.H2C, "h2c", false, "serve HTTP/2 cleartext (prior knowledge) too")
 	fs.IntVar(&opts.MaxConcurrentStreams, "max-streams", 0, "HTTP/2 max concurrent streams (0: Go's default)")

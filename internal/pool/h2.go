@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,20 +38,14 @@ type h2conn struct {
 	retiring atomic.Bool
 }
 
-type h2pool struct {
-	mu    sync.Mutex
-	conns []*h2conn
-	t     *http2.Transport
-}
-
-func newH2(opt *Options) *h2pool {
-	return &h2pool{t: &http2.Transport{
+func newH2Transport(opt *Options) *http2.Transport {
+	return &http2.Transport{
 		AllowHTTP:                  true,
 		ReadIdleTimeout:            30 * time.Second, // ping a silent connection
 		PingTimeout:                5 * time.Second,
 		IdleConnTimeout:            opt.MaxIdleTime,
 		StrictMaxConcurrentStreams: true,
-	}}
+	}
 }
 
 // errGoAwayNotProcessed is what a stream the server never processed fails with.
@@ -70,29 +65,41 @@ func notProcessed(err error) bool {
 }
 
 func (p *Pool) roundTripH2(ctx context.Context, req *http.Request, deadline time.Time) (*http.Response, error) {
-	c, reused, err := p.getH2(ctx)
+	c, reused, err := p.getH2(ctx, deadline)
 	if err != nil {
 		return nil, err
 	}
+	var wait time.Duration
+	if !deadline.IsZero() {
+		if wait = time.Until(deadline); wait <= 0 {
+			return nil, &Error{Stage: StageWait, Err: context.DeadlineExceeded}
+		}
+	}
 	c.requests.Add(1)
 	p.active.Add(1)
-	// The deadline bounds the wait for response headers only: a timer
-	// cancels the stream unless the headers came first, so long streams
-	// (gRPC) are not cut.
+	// The deadline bounds the wait for response headers only, counted from
+	// the last progress in sending the request body: a timer cancels the
+	// stream unless the headers came first, so long streams (gRPC) and long
+	// uploads are not cut.
 	rctx, cancel := context.WithCancel(ctx)
-	var timedOut atomic.Bool
-	var timer *time.Timer
-	if !deadline.IsZero() {
-		timer = time.AfterFunc(time.Until(deadline), func() { timedOut.Store(true); cancel() })
+	dl := newH2Deadline(wait, cancel)
+	out := req.WithContext(rctx)
+	u := *req.URL // a retry changes the caller's URL; x/net may still read this one
+	out.URL = &u
+	var rb *h2ReqBody
+	if req.Body != nil && req.Body != http.NoBody {
+		rb = &h2ReqBody{rc: req.Body, dl: dl}
+		out.Body = rb
 	}
-	resp, err := c.cc.RoundTrip(req.WithContext(rctx))
-	if timer != nil && !timer.Stop() && err == nil {
+	resp, err := c.cc.RoundTrip(out)
+	if !dl.stop() && err == nil {
 		// The deadline fired as the headers arrived: the stream is being cancelled.
 		resp.Body.Close()
 		resp, err = nil, context.DeadlineExceeded
 	}
 	if err != nil {
 		cancel()
+		rb.release(ctx)
 		p.active.Add(-1)
 		e := &Error{Stage: StageAwait, Reused: reused, Peer: isPeerClose(err), Err: err}
 		switch {
@@ -100,7 +107,7 @@ func (p *Pool) roundTripH2(ctx context.Context, req *http.Request, deadline time
 			e.Stage, e.Written, e.Err = StageWrite, 0, fmt.Errorf("%w: %v", errGoAwayNotProcessed, err)
 		case ctx.Err() != nil:
 			e.Err, e.Peer = ctx.Err(), false
-		case timedOut.Load():
+		case dl.fired:
 			e.Err, e.Peer = context.DeadlineExceeded, false
 		}
 		if !c.cc.CanTakeNewRequest() {
@@ -108,16 +115,129 @@ func (p *Pool) roundTripH2(ctx context.Context, req *http.Request, deadline time
 		}
 		return nil, e
 	}
-	resp.Body = &h2body{rc: resp.Body, cancel: cancel, p: p, reused: reused}
+	resp.Body = &h2body{rc: resp.Body, cancel: cancel, req: rb, ctx: ctx, p: p, reused: reused}
 	if p.opt.MaxRequestsPerConn > 0 && c.requests.Load() >= int64(p.opt.MaxRequestsPerConn) {
 		p.retireH2(c, ReasonMaxRequests)
 	}
 	return resp, nil
 }
 
+// h2Deadline cancels a stream whose response headers do not come within
+// wait of the last progress in sending its request.
+type h2Deadline struct {
+	mu      sync.Mutex
+	t       *time.Timer
+	wait    time.Duration
+	stopped bool
+	fired   bool
+}
+
+func newH2Deadline(wait time.Duration, cancel context.CancelFunc) *h2Deadline {
+	d := &h2Deadline{wait: wait}
+	if wait > 0 {
+		d.t = time.AfterFunc(wait, func() {
+			d.mu.Lock()
+			fire := !d.stopped
+			d.fired = fire
+			d.mu.Unlock()
+			if fire {
+				cancel()
+			}
+		})
+	}
+	return d
+}
+
+// progress restarts the wait: more of the request was sent.
+func (d *h2Deadline) progress() {
+	d.mu.Lock()
+	if d.t != nil && !d.stopped && !d.fired {
+		d.t.Reset(d.wait)
+	}
+	d.mu.Unlock()
+}
+
+// stop ends the wait; it reports false if the deadline had fired.
+func (d *h2Deadline) stop() bool {
+	d.mu.Lock()
+	d.stopped = true
+	fired := d.fired
+	d.mu.Unlock()
+	if d.t != nil {
+		d.t.Stop()
+	}
+	return !fired
+}
+
+// h2ReqBody is the request body as x/net's writer reads it. It counts as
+// progress what the writer takes, and lets the pool wait until the writer
+// is done with it: x/net may return from RoundTrip while still inside a
+// Read, and a retry must not read the same body at the same time.
+type h2ReqBody struct {
+	rc   io.ReadCloser
+	dl   *h2Deadline
+	mu   sync.Mutex
+	busy bool          // a Read is in progress
+	shut bool          // no more Reads
+	idle chan struct{} // closed once shut and not busy
+}
+
+var errBodyReleased = errors.New("pool: request body released")
+
+func (b *h2ReqBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.shut {
+		b.mu.Unlock()
+		return 0, errBodyReleased
+	}
+	b.busy = true
+	b.mu.Unlock()
+	n, err := b.rc.Read(p)
+	b.dl.progress()
+	b.mu.Lock()
+	b.busy = false
+	if b.shut {
+		close(b.idle)
+	}
+	b.mu.Unlock()
+	return n, err
+}
+
+func (b *h2ReqBody) Close() error {
+	b.shutDown()
+	return b.rc.Close()
+}
+
+func (b *h2ReqBody) shutDown() {
+	b.mu.Lock()
+	if !b.shut {
+		b.shut = true
+		b.idle = make(chan struct{})
+		if !b.busy {
+			close(b.idle)
+		}
+	}
+	b.mu.Unlock()
+}
+
+// release stops further Reads and waits for one in progress to end, or
+// for ctx to end.
+func (b *h2ReqBody) release(ctx context.Context) {
+	if b == nil {
+		return
+	}
+	b.shutDown()
+	select {
+	case <-b.idle:
+	case <-ctx.Done():
+	}
+}
+
 type h2body struct {
 	rc     io.ReadCloser
 	cancel context.CancelFunc
+	req    *h2ReqBody
+	ctx    context.Context
 	p      *Pool
 	reused bool
 	done   atomic.Bool
@@ -144,75 +264,87 @@ func (b *h2body) Close() error {
 func (b *h2body) finish() {
 	if b.done.CompareAndSwap(false, true) {
 		b.cancel()
+		b.req.release(b.ctx)
 		b.p.active.Add(-1)
 	}
 }
 
-// getH2 returns a connection that can take one more stream, or dials one.
-func (p *Pool) getH2(ctx context.Context) (*h2conn, bool, error) {
-	now := time.Now()
-	h := p.h2
-	h.mu.Lock()
-	if p.draining {
-		h.mu.Unlock()
-		return nil, false, &Error{Stage: StageWait, Err: ErrDraining}
-	}
-	for _, c := range h.conns {
-		if c.retiring.Load() {
-			continue
+// getH2 returns a connection that can take one more stream, or dials one
+// with a slot of its own (see lease.go).
+func (p *Pool) getH2(ctx context.Context, deadline time.Time) (*h2conn, bool, error) {
+	for {
+		p.mu.Lock()
+		if p.draining {
+			p.mu.Unlock()
+			return nil, false, &Error{Stage: StageWait, Err: ErrDraining}
 		}
-		if !c.expires.IsZero() && now.After(c.expires) {
-			go p.retireH2(c, ReasonMaxLifetime)
-			continue
+		now := time.Now()
+		var found *h2conn
+		var expired []*h2conn
+		for _, c := range p.h2conns {
+			if !c.expires.IsZero() && now.After(c.expires) {
+				expired = append(expired, c)
+				continue
+			}
+			if c.cc.CanTakeNewRequest() {
+				found = c
+				break
+			}
 		}
-		if c.cc.CanTakeNewRequest() {
-			h.mu.Unlock()
+		if found != nil {
+			p.mu.Unlock()
+		} else {
+			handed, err := p.slot(ctx, deadline) // releases p.mu
+			if err != nil {
+				return nil, false, err
+			}
+			if handed == lookAgain {
+				continue // a new connection came up meanwhile
+			}
+		}
+		for _, c := range expired {
+			p.retireH2(c, ReasonMaxLifetime)
+		}
+		if found != nil {
 			p.reused.Add(1)
-			return c, true, nil
+			return found, true, nil
 		}
+		c, err := p.dialH2(ctx, deadline)
+		if err != nil {
+			p.release()
+			return nil, false, &Error{Stage: StageDial, Err: err}
+		}
+		p.mu.Lock()
+		p.h2conns = append(p.h2conns, c)
+		waiters := p.waiters
+		p.waiters = nil
+		p.mu.Unlock()
+		for _, ch := range waiters {
+			ch <- lookAgain
+		}
+		return c, false, nil
 	}
-	if p.opt.MaxConnections > 0 && len(h.conns) >= p.opt.MaxConnections {
-		h.mu.Unlock()
-		return nil, false, &Error{Stage: StageWait, Err: errors.New("all HTTP/2 connections are at their stream limit")}
-	}
-	h.mu.Unlock()
-	c, err := p.dialH2(ctx)
-	if err != nil {
-		return nil, false, &Error{Stage: StageDial, Err: err}
-	}
-	h.mu.Lock()
-	h.conns = append(h.conns, c)
-	p.open++
-	h.mu.Unlock()
-	return c, false, nil
 }
 
-func (p *Pool) dialH2(ctx context.Context) (*h2conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.opt.ConnectTimeout)
-	defer cancel()
-	nc, err := p.dial(ctx, "tcp", p.opt.Addr)
-	if err != nil {
-		return nil, err
-	}
+func (p *Pool) dialH2(ctx context.Context, deadline time.Time) (*h2conn, error) {
+	var cfg *tls.Config
 	if p.opt.Protocol == H2 {
-		cfg := p.opt.TLS
+		cfg = p.opt.TLS
 		if cfg == nil {
 			cfg = &tls.Config{}
 		}
 		cfg = cfg.Clone()
 		cfg.NextProtos = []string{"h2"}
-		tc := tls.Client(nc, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			nc.Close()
-			return nil, err
-		}
-		if tc.ConnectionState().NegotiatedProtocol != "h2" {
-			tc.Close()
-			return nil, fmt.Errorf("%s did not negotiate h2 (ALPN %q)", p.opt.Addr, tc.ConnectionState().NegotiatedProtocol)
-		}
-		nc = tc
 	}
-	cc, err := p.h2.t.NewClientConn(nc)
+	_, nc, err := p.dialRaw(ctx, deadline, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := nc.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol != "h2" {
+		tc.Close()
+		return nil, fmt.Errorf("%s did not negotiate h2 (ALPN %q)", p.opt.Addr, tc.ConnectionState().NegotiatedProtocol)
+	}
+	cc, err := p.h2t.NewClientConn(nc)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -225,21 +357,19 @@ func (p *Pool) dialH2(ctx context.Context) (*h2conn, error) {
 	return c, nil
 }
 
-// retireH2 stops new streams on c and closes it once its streams end.
+// retireH2 stops new streams on c, gives its slot back, and closes it once
+// its streams end.
 func (p *Pool) retireH2(c *h2conn, r Reason) {
 	if !c.retiring.CompareAndSwap(false, true) {
 		return
 	}
-	h := p.h2
-	h.mu.Lock()
-	for i, x := range h.conns {
-		if x == c {
-			h.conns = append(h.conns[:i], h.conns[i+1:]...)
-			p.open--
-			break
-		}
+	p.mu.Lock()
+	var onEmpty func()
+	if i := slices.Index(p.h2conns, c); i >= 0 {
+		p.h2conns = slices.Delete(p.h2conns, i, i+1)
+		onEmpty = p.releaseLocked()
 	}
-	h.mu.Unlock()
+	p.mu.Unlock()
 	p.closed[r].Add(1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -248,15 +378,14 @@ func (p *Pool) retireH2(c *h2conn, r Reason) {
 			c.cc.Close()
 		}
 	}()
+	if onEmpty != nil {
+		onEmpty()
+	}
 }
 
 // sweepH2 retires connections that are closed, too old, or idle too long.
 func (p *Pool) sweepH2(now time.Time) {
-	h := p.h2
-	h.mu.Lock()
-	conns := append([]*h2conn(nil), h.conns...)
-	h.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range p.h2Snapshot() {
 		st := c.cc.State()
 		switch {
 		case st.Closed || st.Closing:
@@ -270,23 +399,13 @@ func (p *Pool) sweepH2(now time.Time) {
 }
 
 func (p *Pool) drainH2() {
-	h := p.h2
-	h.mu.Lock()
-	conns := append([]*h2conn(nil), h.conns...)
-	h.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range p.h2Snapshot() {
 		p.retireH2(c, ReasonDrain)
 	}
 }
 
-func (p *Pool) h2Stats(s *Stats) {
-	h := p.h2
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s.Open = int64(len(h.conns))
-	for _, c := range h.conns {
-		if c.cc.State().StreamsActive == 0 {
-			s.Idle++
-		}
-	}
+func (p *Pool) h2Snapshot() []*h2conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.h2conns)
 }

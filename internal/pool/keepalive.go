@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// Keep-alive learning.
+// Keep-alive learning: how long a connection may stay idle, and how many
+// requests it may carry.
 //
 // A backend closes an idle connection when its own keep-alive timeout T ends
 // (Node 5 s, gunicorn 2 s, Tomcat 20 s), usually without saying so. A request
@@ -27,6 +28,18 @@ import (
 // older idle connections are not leased but kept, as observers, up to
 // MaxIdleTime: their survival (or their close) is what teaches the window,
 // without ever risking a request on them.
+//
+// A backend may also close each connection right after its Nth response
+// without saying so (uWSGI and gunicorn max-requests, some load balancers):
+// the FIN follows the response by a few ms, and a request sent in between
+// is lost. A connection that ends that way (hot: before it was ever seen
+// alive while idle, and before hotClose) teaches its count of responses.
+// When the next hot end, on a connection opened after the previous one,
+// comes after the same count N, N is the endpoint's limit: connections
+// retire after N−1 responses, and a request lost in that close is known
+// unread (the backend discards what follows its Nth response). A hot end
+// that does not fit marks the pool stale instead, as a restart would, and
+// forgets N. A Keep-Alive: max=N header is honoured as told.
 const (
 	// unprovenWindow is the idle age below which any connection is reused
 	// before the endpoint's behaviour is known: below every common backend
@@ -36,6 +49,10 @@ const (
 	hintMargin = time.Second
 	// maxObservers bounds the idle connections kept beyond the window per endpoint.
 	maxObservers = 2
+	// hotClose: a connection the peer closed before it had been idle this
+	// long, and before the sweeper saw it alive, was closed right after its
+	// last response rather than for being idle.
+	hotClose = probeAfter + 2*sweepInterval
 )
 
 // safeBelow returns an idle age safely below an observed one: the margin
@@ -55,6 +72,26 @@ type keepAlive struct {
 	noPool   bool          // advertised timeout <= 1s: close after each response
 	closedAt time.Duration // lower bound of the idle age at which the peer closed; 0 = unknown
 	aliveAt  time.Duration // largest idle age at which a connection was seen alive
+
+	endedAfter int // responses carried by the last connection that ended hot; 0 = none
+	maxResp    int // learned: connections end after this many responses; 0 = unknown
+}
+
+// spent reports whether a connection that carried n responses must retire
+// before the backend's learned limit: after N−1 of N.
+func (k *keepAlive) spent(n int) bool { return k.maxResp > 0 && n >= k.maxResp-1 }
+
+// sawEnd records a connection the peer ended right after its nth response
+// (a hot end). sameGen says it was opened after the previous hot end. It
+// reports whether the end fits the endpoint's limit; one that does not
+// fit forgets the limit and starts a new guess.
+func (k *keepAlive) sawEnd(n int, sameGen bool) (fits bool) {
+	if n >= 2 && n == k.endedAfter && sameGen {
+		k.maxResp = n
+		return true
+	}
+	k.endedAfter, k.maxResp = n, 0
+	return false
 }
 
 // window is the largest idle age at which a connection may be reused.
@@ -143,4 +180,63 @@ func parseKeepAlive(v string) (timeout, maxReq int) {
 		}
 	}
 	return
+}
+
+// sawResponse learns from a response on c: the connection was alive at its
+// idle age, its Keep-Alive header, and how many responses it carried.
+func (p *Pool) sawResponse(c *conn, reused bool, idleAge time.Duration, h http.Header) {
+	p.mu.Lock()
+	if reused {
+		p.ka.sawAlive(idleAge)
+	}
+	if c.remaining > 0 {
+		c.remaining--
+	}
+	if r := p.ka.sawHeader(h); r >= 0 && (c.remaining < 0 || r < c.remaining) {
+		c.remaining = r
+	}
+	if p.ka.maxResp > 0 && c.requests > p.ka.maxResp {
+		p.ka.endedAfter, p.ka.maxResp = 0, 0 // it carried more: the limit was wrong
+	}
+	p.mu.Unlock()
+}
+
+// sawEndLocked learns from a connection the peer ended after n responses,
+// found idle for age. It reports whether the end fits the endpoint's
+// response limit, and whether it says the backend restarted (a hot end that
+// does not fit). p.mu is held.
+func (p *Pool) sawEndLocked(c *conn, n int, age time.Duration) (fits, restarted bool) {
+	if c.lastAlive > 0 || age >= hotClose {
+		p.ka.sawClosed(c.lastAlive, age)
+		return false, false
+	}
+	if p.ka.sawEnd(n, c.gen == p.gen) {
+		return true, false
+	}
+	return false, true
+}
+
+// endedIdle handles an idle connection that its lease found closed.
+func (p *Pool) endedIdle(c *conn, age time.Duration) {
+	p.mu.Lock()
+	_, restarted := p.sawEndLocked(c, c.requests, age)
+	p.mu.Unlock()
+	p.drop(c, ReasonPeerClosed)
+	if restarted {
+		p.invalidate()
+	}
+}
+
+// endedEarly handles a reused connection that ended with no response to
+// its request. A request sent whole into the close of an endpoint's
+// response limit is known unread; any other such end marks the pool stale.
+func (p *Pool) endedEarly(c *conn, age time.Duration, e *Error) {
+	p.mu.Lock()
+	fits, _ := p.sawEndLocked(c, c.requests-1, age)
+	p.mu.Unlock()
+	if fits {
+		e.Unread = e.Stage == StageAwait
+		return
+	}
+	p.invalidate()
 }

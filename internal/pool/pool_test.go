@@ -211,12 +211,9 @@ func TestRestartInvalidatesIdleConnections(t *testing.T) {
 	if s := p.Stats(); s.Idle != 5 {
 		t.Fatalf("idle = %d, want 5", s.Idle)
 	}
-	// Simulate a stale pool the probe cannot see: bump the connections'
-	// view by failing one reused connection with a reset.
-	p.mu.Lock()
-	victim := p.idle[len(p.idle)-1]
-	p.mu.Unlock()
-	p.invalidate(victim, time.Second)
+	// Simulate a stale pool the probe cannot see, as a reused connection
+	// failing with a reset does.
+	p.invalidate()
 	if s := p.Stats(); s.Idle != 0 || s.Closed[ReasonStale] != 5 {
 		t.Fatalf("after invalidation: %+v", s)
 	}

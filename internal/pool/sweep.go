@@ -67,27 +67,29 @@ func (s *sweepSet) loop() {
 // closed, and learns from both what the endpoint tolerates. Connections past
 // the reuse window are kept as observers (at most maxObservers, the oldest)
 // until MaxIdleTime, so their fate teaches the window without risking a
-// request.
+// request. Each connection closed gives its slot back.
 func (p *Pool) sweep(now time.Time) {
-	if p.h2 != nil {
+	if p.h2t != nil {
 		p.sweepH2(now)
 		return
 	}
 	var doomed []*conn
 	var reasons []Reason
+	restarted := false
 	p.mu.Lock()
 	window := p.ka.window(p.opt.MaxIdleTime)
 	observers := 0
 	kept := p.idle[:0]
 	for _, c := range p.idle { // oldest first
 		age := now.Sub(c.idleSince)
-		reason, retire := c.retire(now, p.gen)
+		reason, retire := c.retire(now)
 		switch {
 		case retire:
 		case age > p.opt.MaxIdleTime:
 			reason, retire = ReasonIdleTimeout, true
 		case age >= probeAfter && !c.probe.probe():
-			p.ka.sawClosed(c.lastAlive, age)
+			_, r := p.sawEndLocked(c, c.requests, age)
+			restarted = restarted || r
 			reason, retire = ReasonPeerClosed, true
 		default:
 			if age >= probeAfter {
@@ -111,9 +113,11 @@ func (p *Pool) sweep(now time.Time) {
 	}
 	clear(p.idle[len(kept):])
 	p.idle = kept
-	p.open -= len(doomed)
 	p.mu.Unlock()
 	for i, c := range doomed {
-		p.closeConn(c, reasons[i])
+		p.drop(c, reasons[i])
+	}
+	if restarted {
+		p.invalidate()
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/sluice-gw/sluice/internal/endpoint"
 )
@@ -11,7 +12,7 @@ import (
 func eps(weights ...int) []*endpoint.Endpoint {
 	out := make([]*endpoint.Endpoint, len(weights))
 	for i, w := range weights {
-		out[i] = &endpoint.Endpoint{Addr: fmt.Sprintf("10.0.0.%d:80", i+1), Weight: w}
+		out[i] = endpoint.New(endpoint.Spec{Addr: fmt.Sprintf("10.0.0.%d:80", i+1), Weight: w}, nil, time.Time{})
 	}
 	return out
 }

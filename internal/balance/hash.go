@@ -33,10 +33,10 @@ func (h *Hash) Pick(r *http.Request, eps []*endpoint.Endpoint) *endpoint.Endpoin
 		mh.WriteByte(0)
 		mh.WriteString(e.Addr)
 		s := mh.Sum64()
-		if e.Weight > 1 {
+		if w := e.Weight(); w > 1 {
 			// Highest of w draws approximates weight-proportional rendezvous.
-			s = s / uint64(e.Weight) * uint64(e.Weight) // keep deterministic
-			for i := 1; i < e.Weight && i < 16; i++ {
+			s = s / uint64(w) * uint64(w) // keep deterministic
+			for i := 1; i < w && i < 16; i++ {
 				mh.WriteByte(byte(i))
 				if v := mh.Sum64(); v > s {
 					s = v

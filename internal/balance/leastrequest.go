@@ -22,7 +22,7 @@ func (LeastRequest) Pick(_ *http.Request, eps []*endpoint.Endpoint) *endpoint.En
 		return a
 	}
 	// Compare inflight/weight without division.
-	if b.InFlight()*int64(a.Weight) < a.InFlight()*int64(b.Weight) {
+	if b.InFlight()*int64(a.Weight()) < a.InFlight()*int64(b.Weight()) {
 		return b
 	}
 	return a

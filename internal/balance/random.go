@@ -18,14 +18,14 @@ func (Random) Pick(_ *http.Request, eps []*endpoint.Endpoint) *endpoint.Endpoint
 func weighted(eps []*endpoint.Endpoint, x uint64) *endpoint.Endpoint {
 	total := 0
 	for _, e := range eps {
-		total += e.Weight
+		total += e.Weight()
 	}
 	k := int(x % uint64(total))
 	for _, e := range eps {
-		if k < e.Weight {
+		if k < e.Weight() {
 			return e
 		}
-		k -= e.Weight
+		k -= e.Weight()
 	}
 	return eps[len(eps)-1]
 }

@@ -15,17 +15,17 @@ func (rr *RoundRobin) Pick(_ *http.Request, eps []*endpoint.Endpoint) *endpoint.
 	n := rr.next.Add(1) - 1
 	total := 0
 	for _, e := range eps {
-		total += e.Weight
+		total += e.Weight()
 	}
 	if total == len(eps) {
 		return eps[n%uint64(len(eps))]
 	}
 	k := int(n % uint64(total))
 	for _, e := range eps {
-		if k < e.Weight {
+		if k < e.Weight() {
 			return e
 		}
-		k -= e.Weight
+		k -= e.Weight()
 	}
 	return eps[0]
 }

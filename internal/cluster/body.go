@@ -132,3 +132,62 @@ func (r *recorder) resend() (body io.ReadCloser, length int64, ok bool) {
 	}
 	return nil, 0, false
 }
+
+// body is a request's body as the tries see it: buffered (replay),
+// recorded as it streams (recorder), or absent (a nil *body).
+type body struct {
+	replay *replay
+	rec    *recorder
+}
+
+// prepareBody readies req's body for tries (see bufferBody); nil when the
+// request has none.
+func prepareBody(req *http.Request, limit int64) (*body, error) {
+	replay, rec, err := bufferBody(req, limit)
+	if err != nil || (replay == nil && rec == nil) {
+		return nil, err
+	}
+	return &body{replay: replay, rec: rec}, nil
+}
+
+// rewind sets what the next try sends. A fresh reader every time: an
+// HTTP/2 stream's writer may still hold the previous one.
+func (b *body) rewind(req *http.Request) {
+	switch {
+	case b == nil:
+	case b.replay != nil:
+		req.Body = b.replay.fresh()
+	case b.rec != nil:
+		rd, n, _ := b.rec.resend() // next made sure it can
+		req.Body, req.ContentLength = rd, n
+		if n >= 0 {
+			req.TransferEncoding = nil
+		}
+	}
+}
+
+// replayable reports whether the body can be sent again.
+func (b *body) replayable(req *http.Request) bool {
+	switch {
+	case b == nil:
+		return req.Body == nil
+	case b.rec != nil:
+		_, _, ok := b.rec.resend()
+		return ok
+	}
+	return true
+}
+
+// clientErr is how reading the client's body failed, if it did.
+func (b *body) clientErr() error {
+	if b == nil || b.rec == nil {
+		return nil
+	}
+	return b.rec.err
+}
+
+func (b *body) free() {
+	if b != nil && b.replay != nil {
+		b.replay.free()
+	}
+}

@@ -6,8 +6,6 @@
 package cluster
 
 import (
-	"context"
-	"errors"
 	"net/http"
 	"slices"
 	"sync"
@@ -16,7 +14,6 @@ import (
 
 	"github.com/sluice-gw/sluice/internal/balance"
 	"github.com/sluice-gw/sluice/internal/endpoint"
-	"github.com/sluice-gw/sluice/internal/exchange"
 	"github.com/sluice-gw/sluice/internal/pool"
 )
 
@@ -28,10 +25,11 @@ type Options struct {
 	NewPool func(addr string) *pool.Pool
 	// SlowStart ramps a new endpoint's share of traffic over this window.
 	SlowStart time.Duration
-	// Outlier detection: eject an endpoint after ConsecutiveFailures connect
-	// failures or 5xx answers in a row (0 disables), for BaseEjection × the
-	// number of times it was ejected, keeping at least (100-MaxEjectionPercent)%
-	// of endpoints in rotation.
+	// Outlier detection: eject an endpoint after ConsecutiveFailures gateway
+	// failures in a row (refused or failed connections, resets, timeouts,
+	// garbled or 500/502/503/504 answers; 0 disables), for BaseEjection × its
+	// ejection multiplier (see endpoint.Eject), keeping at least
+	// (100-MaxEjectionPercent)% of endpoints in rotation.
 	ConsecutiveFailures int
 	BaseEjection        time.Duration
 	MaxEjectionPercent  int
@@ -54,6 +52,7 @@ type Cluster struct {
 	RetryOutcomes  [2]atomic.Uint64 // [0] retried and failed, [1] retried and succeeded
 	Failures       [8]atomic.Uint64 // by pool.Stage
 	RequestsActive atomic.Int64
+	retriesRefused atomic.Uint64
 }
 
 // snapshot is an immutable view of the endpoints.
@@ -87,8 +86,10 @@ func New(opt Options) *Cluster {
 	return c
 }
 
-// RetriesRefused counts retries the cluster's own budget refused.
-func (c *Cluster) RetriesRefused() uint64 { return c.budget.Exhausted() }
+// RetriesRefused counts the retries of requests to this cluster that a
+// retry budget refused: a route's own, or the cluster's for requests
+// forwarded without one.
+func (c *Cluster) RetriesRefused() uint64 { return c.retriesRefused.Load() }
 
 // Name returns the upstream name.
 func (c *Cluster) Name() string { return c.opt.Name }
@@ -114,9 +115,7 @@ func (c *Cluster) SetEndpoints(specs []endpoint.Spec) {
 			e = endpoint.New(s, c.opt.NewPool(s.Addr), now)
 			c.all[s.Addr] = e
 		}
-		if s.Weight > 0 {
-			e.Weight = s.Weight
-		}
+		e.SetWeight(s.Weight)
 		if s.Draining && !e.Draining() {
 			e.SetDraining(true)
 			e.Pool.Retire(true)
@@ -225,188 +224,15 @@ func (c *Cluster) pick(r *http.Request, now time.Time, tried []*endpoint.Endpoin
 	return e
 }
 
-// Forward sends req (in client form: URL.Scheme and Path set, RequestURI
-// empty) to an endpoint and returns the response with its headers read,
-// retrying under p what is safe to retry. Errors are *exchange.Error.
-func (c *Cluster) Forward(req *http.Request, p *Policy) (*http.Response, error) {
-	ex := exchange.From(req.Context())
-	bud := p.Budget
-	if bud == nil {
-		bud = c.budget
-	}
-	c.RequestsActive.Add(1)
-	bud.active.Add(1)
-	defer c.RequestsActive.Add(-1)
-	defer bud.active.Add(-1)
-
-	limit := p.BufferLimit
-	if limit <= 0 {
-		limit = DefaultPolicy.BufferLimit
-	}
-	replay, rec, err := bufferBody(req, limit)
-	if err != nil {
-		return nil, &exchange.Error{Status: http.StatusBadRequest, Reason: exchange.ClientBodyError, Err: err}
-	}
-	if replay != nil {
-		defer replay.free()
-	}
-	idem := idempotent(req)
-
-	ctx := req.Context()
-	start := time.Now()
-	var deadline time.Time
-	if p.ResponseTimeout > 0 {
-		deadline = start.Add(p.ResponseTimeout)
-	}
-	attempts := max(p.Attempts, 1)
-	var tried []*endpoint.Endpoint
-	var triedBuf [4]*endpoint.Endpoint
-	tried = triedBuf[:0]
-	var last *pool.Error
-	sameOK := true
-	retrying := false // a budgeted retry is in flight
-	defer func() {
-		if retrying {
-			bud.done()
-		}
-	}()
-	for try := 1; ; try++ {
-		now := time.Now()
-		ep := c.pick(req, now, tried, sameOK)
-		if ep == nil {
-			if last != nil {
-				return nil, c.fail(ex, last, deadline)
-			}
-			return nil, &exchange.Error{Status: http.StatusServiceUnavailable, Reason: exchange.NoHealthyUpstream,
-				Err: errors.New("upstream " + c.opt.Name + " has no endpoints")}
-		}
-		tried = append(tried, ep)
-		if ex != nil {
-			ex.Endpoint = ep.Addr
-			ex.Attempts = try
-		}
-		tryDeadline := deadline
-		if p.PerTryTimeout > 0 {
-			if d := now.Add(p.PerTryTimeout); tryDeadline.IsZero() || d.Before(tryDeadline) {
-				tryDeadline = d
-			}
-		}
-		if replay != nil && try > 1 {
-			// A fresh reader per retry: an HTTP/2 stream's writer may still
-			// hold the previous one.
-			req.Body = replay.fresh()
-		}
-		if rec != nil && try > 1 {
-			body, n, _ := rec.resend() // decide made sure it can
-			req.Body, req.ContentLength = body, n
-			if n >= 0 {
-				req.TransferEncoding = nil
-			}
-		}
-		req.URL.Host = ep.Addr
-		ep.Begin()
-		resp, err := ep.Pool.RoundTrip(ctx, req, tryDeadline)
-		ep.End()
-		if retrying {
-			bud.done()
-			retrying = false
-		}
-		if err == nil {
-			c.observe(ep, resp.StatusCode >= 500 && resp.StatusCode <= 504 && resp.StatusCode != 501)
-			if try < attempts && idem && p.methodAllowed(req.Method) && slices.Contains(p.Statuses, resp.StatusCode) && canResend(req, replay, rec) && bud.try() {
-				resp.Body.Close()
-				c.Retries[RetryBackoff].Add(1)
-				retrying = true
-				if !sleep(ctx, backoff(p, try), deadline) {
-					return nil, &exchange.Error{Status: http.StatusGatewayTimeout, Reason: exchange.ResponseTimeout, Err: context.DeadlineExceeded}
-				}
-				continue
-			}
-			if try > 1 {
-				c.RetryOutcomes[1].Add(1)
-			}
-			return resp, nil
-		}
-		pe := err.(*pool.Error)
-		if pe.Stage == pool.StageClientBody && rec != nil && rec.err != nil {
-			pe.Err = rec.err // (*http.Request).Write wraps it in a type that hides it
-		}
-		last = pe
-		c.Failures[pe.Stage].Add(1)
-		if pe.Stage == pool.StageDial || (pe.Stage != pool.StageClientBody && pe.Stage != pool.StageWait) {
-			c.observe(ep, pe.Stage == pool.StageDial || pe.Peer)
-		}
-		if ctx.Err() != nil {
-			return nil, &exchange.Error{Status: 499, Reason: exchange.ClientCanceled, Err: ctx.Err()}
-		}
-		d := decide(pe, idem, canResend(req, replay, rec), p)
-		if d != NoRetry && !p.methodAllowed(req.Method) && !pe.NotProcessed() && pe.Stage != pool.StageDial && pe.Stage != pool.StageWait {
-			d = NoRetry
-		}
-		if d == NoRetry || try >= attempts || (!deadline.IsZero() && !time.Now().Before(deadline)) {
-			if try > 1 {
-				c.RetryOutcomes[0].Add(1)
-			}
-			return nil, c.fail(ex, pe, deadline)
-		}
-		// A request that provably was not processed is not a second load on
-		// anyone: its retry is outside the budget (the attempts still bound it).
-		if !pe.NotProcessed() {
-			if !bud.try() {
-				return nil, &exchange.Error{Status: http.StatusBadGateway, Reason: exchange.RetryBudgetExhausted, Err: pe}
-			}
-			retrying = true
-		}
-		c.Retries[d].Add(1)
-		// A connection that was never made says nothing good of that endpoint:
-		// never go back to it. A dead pooled connection does not condemn it.
-		sameOK = !(pe.Stage == pool.StageDial)
-		if d == RetryBackoff && !sleep(ctx, backoff(p, try), deadline) {
-			return nil, c.fail(ex, pe, deadline)
-		}
-	}
-}
-
-// canResend reports whether the body can be sent again.
-func canResend(req *http.Request, replay *replay, rec *recorder) bool {
-	if rec != nil {
-		_, _, ok := rec.resend()
-		return ok
-	}
-	return req.Body == nil || replay != nil
-}
-
-// fail turns the last try's error into what the client gets.
-func (c *Cluster) fail(ex *exchange.Exchange, e *pool.Error, deadline time.Time) *exchange.Error {
-	timeout := errors.Is(e.Err, context.DeadlineExceeded) || (!e.Peer && isTimeout(e.Err))
-	switch {
-	case e.Stage == pool.StageClientBody:
-		return &exchange.Error{Status: http.StatusBadRequest, Reason: exchange.ClientBodyError, Err: e}
-	case e.Stage == pool.StageWait && errors.Is(e.Err, pool.ErrDraining):
-		return &exchange.Error{Status: http.StatusServiceUnavailable, Reason: exchange.NoHealthyUpstream, Err: e}
-	case e.Stage == pool.StageWait:
-		return &exchange.Error{Status: http.StatusServiceUnavailable, Reason: exchange.UpstreamOverflow, Err: e}
-	case e.Stage == pool.StageDial && timeout:
-		return &exchange.Error{Status: http.StatusGatewayTimeout, Reason: exchange.UpstreamConnectTimeout, Err: e}
-	case e.Stage == pool.StageDial:
-		return &exchange.Error{Status: http.StatusBadGateway, Reason: exchange.UpstreamConnectFailure, Err: e}
-	case timeout:
-		return &exchange.Error{Status: http.StatusGatewayTimeout, Reason: exchange.ResponseTimeout, Err: e}
-	case e.Stage == pool.StageHeaders:
-		return &exchange.Error{Status: http.StatusBadGateway, Reason: exchange.UpstreamBadResponse, Err: e}
-	default:
-		return &exchange.Error{Status: http.StatusBadGateway, Reason: exchange.UpstreamResetBeforeResp, Err: e}
-	}
-}
-
-// observe feeds passive outlier detection.
-func (c *Cluster) observe(ep *endpoint.Endpoint, failed bool) {
-	if !failed {
+// observe feeds passive outlier detection with what a try showed of ep.
+func (c *Cluster) observe(ep *endpoint.Endpoint, v verdict) {
+	switch v {
+	case succeeded:
 		ep.Succeeded()
-		return
-	}
-	if n := ep.Failed(); c.opt.ConsecutiveFailures > 0 && int(n) >= c.opt.ConsecutiveFailures {
-		c.eject(ep)
+	case failed:
+		if n := ep.Failed(); c.opt.ConsecutiveFailures > 0 && int(n) >= c.opt.ConsecutiveFailures {
+			c.eject(ep)
+		}
 	}
 }
 
@@ -430,21 +256,4 @@ func (c *Cluster) eject(ep *endpoint.Endpoint) {
 	}
 	ep.Eject(now, c.opt.BaseEjection)
 	c.publish(s.listed, now)
-}
-
-func sleep(ctx context.Context, d time.Duration, deadline time.Time) bool {
-	if !deadline.IsZero() && time.Now().Add(d).After(deadline) {
-		return false
-	}
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

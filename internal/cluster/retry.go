@@ -25,6 +25,10 @@ type Policy struct {
 	// RetryNonIdempotent lets requests of any method be replayed after a
 	// reset before any response (the route says its backend tolerates it).
 	RetryNonIdempotent bool
+	// IdempotencyKey makes a request that carries an Idempotency-Key header
+	// idempotent whatever its method: the route's backend deduplicates by
+	// it. Off by default, since any client can send the header.
+	IdempotencyKey bool
 	// BufferLimit is the largest request body kept for replay. Default 64 KiB.
 	BufferLimit int64
 	// Budget limits the share of retries among the requests in flight; nil
@@ -51,15 +55,55 @@ var DefaultPolicy = Policy{
 	BufferLimit:     64 << 10,
 }
 
+func (p *Policy) bufferLimit() int64 {
+	if p.BufferLimit > 0 {
+		return p.BufferLimit
+	}
+	return DefaultPolicy.BufferLimit
+}
+
 // idempotent reports whether r may be sent twice without changing the
-// outcome: by method (RFC 9110 §9.2.2), or because the client gave an
-// Idempotency-Key.
-func idempotent(r *http.Request) bool {
+// outcome: by method (RFC 9110 §9.2.2), or, on a route that opted in,
+// because the client gave an Idempotency-Key.
+func idempotent(r *http.Request, p *Policy) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
 		return true
 	}
-	return r.Header.Get("Idempotency-Key") != ""
+	return p.IdempotencyKey && r.Header.Get("Idempotency-Key") != ""
+}
+
+// outcome is what a try left, as next sees it.
+type outcome struct {
+	status        int         // the response's, when there is one
+	err           *pool.Error // nil when a response came
+	lastTry       bool        // the policy's attempts are used up
+	idempotent    bool
+	replayable    bool // the body can be sent again (buffered or empty)
+	methodAllowed bool // the policy's Methods let this method be retried
+	clientGone    bool
+	timeUp        bool // the request's deadline has passed
+}
+
+// next decides what follows a try: the whole retry policy as one pure
+// function of the try's outcome. A response is retried after a backoff
+// when its status is one the policy retries and the request is safe to
+// repeat; a failure as decide's table says.
+func next(o outcome, p *Policy) Decision {
+	switch {
+	case o.lastTry || o.clientGone || o.timeUp:
+		return NoRetry
+	case o.err == nil:
+		if o.idempotent && o.methodAllowed && o.replayable && slices.Contains(p.Statuses, o.status) {
+			return RetryBackoff
+		}
+		return NoRetry
+	}
+	d := decide(o.err, o.idempotent, o.replayable, p)
+	if d != NoRetry && !o.methodAllowed && !o.err.NotProcessed() && o.err.Stage != pool.StageDial && o.err.Stage != pool.StageWait {
+		return NoRetry // Methods narrows retries to what provably never reached the backend
+	}
+	return d
 }
 
 // Decision is whether and how to retry a failed try.

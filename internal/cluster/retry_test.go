@@ -15,7 +15,7 @@ func TestDecisionTable(t *testing.T) {
 	type tc struct {
 		name       string
 		method     string
-		key        bool // Idempotency-Key header
+		key        keyCase
 		err        pool.Error
 		replayable bool
 		optIn      bool
@@ -23,46 +23,58 @@ func TestDecisionTable(t *testing.T) {
 	}
 	tests := []tc{
 		// Nothing was sent: any method, any body, at once.
-		{"POST refused", "POST", false, pool.Error{Stage: pool.StageDial, Err: syscall.ECONNREFUSED}, false, false, RetryNow},
-		{"POST pool wait", "POST", false, pool.Error{Stage: pool.StageWait, Err: timeout}, false, false, RetryNow},
-		{"GET refused", "GET", false, pool.Error{Stage: pool.StageDial, Err: syscall.ECONNREFUSED}, true, false, RetryNow},
-		{"POST write failed, 0 bytes out, buffered body", "POST", false, pool.Error{Stage: pool.StageWrite, Written: 0, Peer: true, Err: reset}, true, false, RetryNow},
-		{"POST write failed, 0 bytes out, streamed body", "POST", false, pool.Error{Stage: pool.StageWrite, Written: 0, Peer: true, Err: reset}, false, false, NoRetry},
+		{"POST refused", "POST", noKey, pool.Error{Stage: pool.StageDial, Err: syscall.ECONNREFUSED}, false, false, RetryNow},
+		{"POST pool wait", "POST", noKey, pool.Error{Stage: pool.StageWait, Err: timeout}, false, false, RetryNow},
+		{"GET refused", "GET", noKey, pool.Error{Stage: pool.StageDial, Err: syscall.ECONNREFUSED}, true, false, RetryNow},
+		{"POST write failed, 0 bytes out, buffered body", "POST", noKey, pool.Error{Stage: pool.StageWrite, Written: 0, Peer: true, Err: reset}, true, false, RetryNow},
+		{"POST write failed, 0 bytes out, streamed body", "POST", noKey, pool.Error{Stage: pool.StageWrite, Written: 0, Peer: true, Err: reset}, false, false, NoRetry},
 		// Sent, no response.
-		{"GET reset on reused conn", "GET", false, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, true, false, RetryNow},
-		{"PUT reset on reused conn", "PUT", false, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, true, false, RetryNow},
-		{"DELETE reset on fresh conn", "DELETE", false, pool.Error{Stage: pool.StageAwait, Peer: true, Err: reset}, true, false, RetryBackoff},
-		{"POST reset on reused conn", "POST", false, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, true, false, NoRetry},
-		{"POST reset on reused conn, Idempotency-Key", "POST", true, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, true, false, RetryNow},
-		{"POST reset, route opts in", "POST", false, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, true, true, RetryNow},
-		{"PATCH partial write", "PATCH", false, pool.Error{Stage: pool.StageWrite, Written: 100, Peer: true, Err: reset}, true, false, NoRetry},
-		{"GET per-try timeout", "GET", false, pool.Error{Stage: pool.StageAwait, Err: timeout}, true, false, RetryBackoff},
-		{"POST per-try timeout", "POST", false, pool.Error{Stage: pool.StageAwait, Err: timeout}, true, false, NoRetry},
-		{"GET large streamed body reset", "GET", false, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, false, false, NoRetry},
+		{"GET reset on reused conn", "GET", noKey, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, true, false, RetryNow},
+		{"PUT reset on reused conn", "PUT", noKey, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, true, false, RetryNow},
+		{"DELETE reset on fresh conn", "DELETE", noKey, pool.Error{Stage: pool.StageAwait, Peer: true, Err: reset}, true, false, RetryBackoff},
+		{"POST reset on reused conn", "POST", noKey, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, true, false, NoRetry},
+		{"POST reset on reused conn, Idempotency-Key, no opt-in", "POST", keySent, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, true, false, NoRetry},
+		{"POST reset on reused conn, Idempotency-Key, route honours it", "POST", keyHonoured, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, true, false, RetryNow},
+		{"POST reset, route opts in", "POST", noKey, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, true, true, RetryNow},
+		{"PATCH partial write", "PATCH", noKey, pool.Error{Stage: pool.StageWrite, Written: 100, Peer: true, Err: reset}, true, false, NoRetry},
+		{"GET per-try timeout", "GET", noKey, pool.Error{Stage: pool.StageAwait, Err: timeout}, true, false, RetryBackoff},
+		{"POST per-try timeout", "POST", noKey, pool.Error{Stage: pool.StageAwait, Err: timeout}, true, false, NoRetry},
+		{"GET large streamed body reset", "GET", noKey, pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: reset}, false, false, NoRetry},
 		// A response had begun.
-		{"GET garbled headers", "GET", false, pool.Error{Stage: pool.StageHeaders, Peer: true, Err: reset}, true, false, RetryBackoff},
-		{"POST garbled headers", "POST", false, pool.Error{Stage: pool.StageHeaders, Peer: true, Err: reset}, true, false, NoRetry},
-		{"GET body cut", "GET", false, pool.Error{Stage: pool.StageBody, Peer: true, Err: reset}, true, false, NoRetry},
+		{"GET garbled headers", "GET", noKey, pool.Error{Stage: pool.StageHeaders, Peer: true, Err: reset}, true, false, RetryBackoff},
+		{"POST garbled headers", "POST", noKey, pool.Error{Stage: pool.StageHeaders, Peer: true, Err: reset}, true, false, NoRetry},
+		{"GET body cut", "GET", noKey, pool.Error{Stage: pool.StageBody, Peer: true, Err: reset}, true, false, NoRetry},
 		// The client's fault.
-		{"client body", "POST", false, pool.Error{Stage: pool.StageClientBody, Err: reset}, true, true, NoRetry},
+		{"client body", "POST", noKey, pool.Error{Stage: pool.StageClientBody, Err: reset}, true, true, NoRetry},
 		// HTTP/2 GOAWAY above last-stream-id: reported as nothing written.
-		{"POST h2 GOAWAY", "POST", false, pool.Error{Stage: pool.StageWrite, Written: 0, Reused: true, Err: reset}, true, false, RetryNow},
+		{"POST h2 GOAWAY", "POST", noKey, pool.Error{Stage: pool.StageWrite, Written: 0, Reused: true, Err: reset}, true, false, RetryNow},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r, _ := http.NewRequest(tc.method, "http://x/", nil)
-			if tc.key {
-				r.Header.Set("Idempotency-Key", "k1")
-			}
 			p := DefaultPolicy
+			if tc.key != noKey {
+				r.Header.Set("Idempotency-Key", "k1")
+				p.IdempotencyKey = tc.key == keyHonoured
+			}
 			p.RetryNonIdempotent = tc.optIn
 			e := tc.err
-			if got := decide(&e, idempotent(r), tc.replayable, &p); got != tc.want {
+			if got := decide(&e, idempotent(r, &p), tc.replayable, &p); got != tc.want {
 				t.Fatalf("decide = %v, want %v", got, tc.want)
 			}
 		})
 	}
 }
+
+// keyCase is whether a request carries an Idempotency-Key and whether its
+// route honours it (retry.idempotency_key).
+type keyCase uint8
+
+const (
+	noKey keyCase = iota
+	keySent
+	keyHonoured
+)
 
 type timeoutErr struct{}
 

@@ -361,8 +361,12 @@ type Retry struct {
 	Backoff            Backoff       `yaml:"backoff"`
 	Statuses           []int         `yaml:"statuses"` // retried only for idempotent requests
 	RetryNonIdempotent bool          `yaml:"retry_non_idempotent"`
-	BudgetPercent      int           `yaml:"budget_percent"` // 0..100
-	MinRetries         int           `yaml:"min_retries"`    // retries in flight always allowed, regardless of budget
+	// IdempotencyKey treats a request carrying an Idempotency-Key header as
+	// idempotent, whatever its method: for backends that deduplicate by it.
+	// Off by default: any client can send the header.
+	IdempotencyKey bool `yaml:"idempotency_key"`
+	BudgetPercent  int  `yaml:"budget_percent"` // 0..100
+	MinRetries     int  `yaml:"min_retries"`    // retries in flight always allowed, regardless of budget
 	// BufferLimit is the largest request body kept in memory so it can be
 	// replayed; larger bodies are streamed and not retried once sent.
 	BufferLimit int64 `yaml:"buffer_limit,size"`

@@ -22,16 +22,17 @@ type Spec struct {
 
 // Endpoint is one backend address and what the gateway knows of it.
 type Endpoint struct {
-	Addr   string
-	Weight int
-	Pool   *pool.Pool
-	Added  time.Time // for slow start
+	Addr  string
+	Pool  *pool.Pool
+	Added time.Time // for slow start
+
+	weight atomic.Int32 // ≥ 1; discovery may change it while pickers read it
 
 	draining     atomic.Bool
 	inflight     atomic.Int64
 	consecFails  atomic.Int32
-	ejectedUntil atomic.Int64 // unix nanos; 0 = not ejected
-	ejections    atomic.Int32 // times ejected, for growing the ejection time
+	ejectedUntil atomic.Int64 // unix nanos of the last ejection's end; 0 = never ejected
+	ejections    atomic.Int32 // the ejection multiplier: grows per ejection, decays in rotation
 	unhealthy    atomic.Bool  // set by active health checks
 
 	Requests, Failures, EjectionsTotal atomic.Uint64
@@ -39,13 +40,20 @@ type Endpoint struct {
 
 // New returns a ready endpoint using p.
 func New(s Spec, p *pool.Pool, now time.Time) *Endpoint {
-	w := s.Weight
-	if w <= 0 {
-		w = 1
-	}
-	e := &Endpoint{Addr: s.Addr, Weight: w, Pool: p, Added: now}
+	e := &Endpoint{Addr: s.Addr, Pool: p, Added: now}
+	e.SetWeight(max(s.Weight, 1))
 	e.draining.Store(s.Draining)
 	return e
+}
+
+// Weight is the endpoint's share of traffic relative to its peers (≥ 1).
+func (e *Endpoint) Weight() int { return int(e.weight.Load()) }
+
+// SetWeight changes the weight; w < 1 leaves it as it is.
+func (e *Endpoint) SetWeight(w int) {
+	if w >= 1 {
+		e.weight.Store(int32(min(w, 1<<20)))
+	}
 }
 
 // InFlight is the number of requests being served.
@@ -75,21 +83,25 @@ func (e *Endpoint) Failed() int32 {
 	return e.consecFails.Add(1)
 }
 
-// Eject takes the endpoint out of rotation for base × (times ejected), at most 10×base.
+// Eject takes the endpoint out of rotation for base × its ejection
+// multiplier, at most 10×base. The multiplier grows by one per ejection and
+// decays by one per base period spent back in rotation since the last
+// ejection ended (as Envoy's does), so an endpoint that failed often long
+// ago is not punished as a repeat offender. Ejections are serialised by the
+// cluster.
 func (e *Endpoint) Eject(now time.Time, base time.Duration) time.Time {
-	n := e.ejections.Add(1)
-	if n > 10 {
-		n = 10
+	n := e.ejections.Load()
+	if last := e.ejectedUntil.Load(); last != 0 && base > 0 && now.UnixNano() > last {
+		n = max(0, n-int32(min(now.Sub(time.Unix(0, last))/base, 10)))
 	}
+	n = min(n+1, 10)
+	e.ejections.Store(n)
 	until := now.Add(base * time.Duration(n))
 	e.ejectedUntil.Store(until.UnixNano())
 	e.consecFails.Store(0)
 	e.EjectionsTotal.Add(1)
 	return until
 }
-
-// Uneject returns the endpoint to rotation (its ejection count decays separately).
-func (e *Endpoint) Uneject() { e.ejectedUntil.Store(0) }
 
 // SlowStartFactor is the share of its weight a new endpoint gets, ramping
 // linearly from 10% to 100% over window.

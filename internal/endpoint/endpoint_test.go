@@ -57,3 +57,30 @@ func TestSlowStart(t *testing.T) {
 		t.Fatal("no window: full share at once")
 	}
 }
+
+// The ejection multiplier decays: each base period an endpoint spends back
+// in rotation without being ejected takes one step off, so an endpoint
+// ejected often long ago starts again from one base period.
+func TestEjectionMultiplierDecays(t *testing.T) {
+	e := New(Spec{Addr: "10.0.0.1:80"}, nil, time.Unix(0, 0))
+	base := 10 * time.Second
+	now := time.Unix(1000, 0)
+	var until time.Time
+	for n := 1; n <= 4; n++ {
+		until = e.Eject(now, base)
+		if got := until.Sub(now); got != time.Duration(n)*base {
+			t.Fatalf("ejection %d, each as the last ended, lasts %v, want %v", n, got, time.Duration(n)*base)
+		}
+		now = until
+	}
+	// Two base periods in rotation: two steps off (4 → 2), then this one.
+	now = until.Add(2 * base)
+	if got := e.Eject(now, base).Sub(now); got != 3*base {
+		t.Fatalf("after 2 periods in rotation the ejection lasts %v, want %v", got, 3*base)
+	}
+	// Long in rotation: back to one period.
+	now = now.Add(3*base + time.Hour)
+	if got := e.Eject(now, base).Sub(now); got != base {
+		t.Fatalf("after an hour in rotation the ejection lasts %v, want %v", got, base)
+	}
+}

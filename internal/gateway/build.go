@@ -176,6 +176,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 			BackoffMax:         r.Retry.Backoff.Max,
 			Statuses:           r.Retry.Statuses,
 			RetryNonIdempotent: r.Retry.RetryNonIdempotent,
+			IdempotencyKey:     r.Retry.IdempotencyKey,
 			BufferLimit:        r.Retry.BufferLimit,
 			Budget:             cluster.NewBudget(r.Retry.BudgetPercent, r.Retry.MinRetries),
 		}

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"io"
@@ -203,5 +204,62 @@ func drainUnderLoad(t *testing.T, proto string) {
 	resp.Body.Close()
 	if !strings.Contains(string(metrics), `sluice_requests_total{class="2xx",reason="",route="r",upstream="b"}`) {
 		t.Fatal("the new instance served no request")
+	}
+}
+
+// A request in flight when drain.delay ends, answered after the closing
+// phase has begun, carries Connection: close (and no Keep-Alive hint): every
+// HTTP/1.1 response whose headers are written once clients are being asked
+// to close says so, not only those of requests that arrived after (issue 13,
+// case 3).
+func TestDrainAsksToCloseOnResponsesWrittenAfterClosingBegan(t *testing.T) {
+	be := newCountingBackend(t, "be")
+	g, err := gatewaytest.TryStart(`
+		routes:
+		  - id: r
+		    uri: http://`+be.addr(),
+		gatewaytest.WithServer("idle_timeout: 30s"), gatewaytest.WithDrainDelay(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := net.Dial("tcp", g.Addr())
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET /slow?sleep=1000 HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		done <- result{resp, err}
+	}()
+	if !gatewaytest.Eventually(5*time.Second, func() bool { return be.inflight.Load() == 1 }) {
+		t.Fatal("the request did not reach the backend")
+	}
+	stopped := make(chan string, 1)
+	go func() { stopped <- g.Stop(context.Background()) }()
+	r := <-done
+	<-stopped
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", r.resp.StatusCode)
+	}
+	if !r.resp.Close { // net/http reads Connection: close into Close and removes the header
+		t.Fatalf("response written in the closing phase does not ask to close: %v", r.resp.Header)
+	}
+	if ka := r.resp.Header.Get("Keep-Alive"); ka != "" {
+		t.Fatalf("response asking to close also has Keep-Alive: %q", ka)
 	}
 }

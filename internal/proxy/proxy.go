@@ -110,7 +110,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Not pooled: the request's context carries ex, and contexts can outlive
 	// the handler (an HTTP/2 stream's writer, a context.AfterFunc).
 	ex := &exchange.Exchange{Start: time.Now(), Host: r.Host, Proto: r.Proto}
-	cw := &countingWriter{ResponseWriter: w}
+	cw := &countingWriter{ResponseWriter: w, closing: &h.closing}
 	if h.Observer != nil {
 		h.Observer.Begin()
 	}
@@ -178,9 +178,6 @@ func propagate(hd http.Header, ex *exchange.Exchange) {
 
 // serve returns the status when the gateway answered itself.
 func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchange) (int, int64) {
-	if h.closing.Load() {
-		w.Header().Set("Connection", "close")
-	}
 	t := h.table.Load()
 	i, path, ok, err := match(t.Match, r, ex)
 	if err != nil {
@@ -431,23 +428,39 @@ func (h *Handler) fail(w *countingWriter, ex *exchange.Exchange, err error) int 
 }
 
 // countingWriter counts the body bytes written and remembers the status.
+// It is where response headers are written, so it is also where a drain's
+// Connection: close is added: to every response whose headers are written
+// once the closing phase has begun, however long ago its request arrived.
 type countingWriter struct {
 	http.ResponseWriter
-	status int
-	n      int64
-	cut    bool // the response body was cut short
+	closing *atomic.Bool // the Handler's: clients are asked to close
+	status  int
+	n       int64
+	cut     bool // the response body was cut short
 }
 
 func (w *countingWriter) WriteHeader(code int) {
-	if w.status == 0 {
+	if w.status == 0 && code >= 200 {
 		w.status = code
+		w.askToClose()
 	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// askToClose adds Connection: close while the gateway drains (on HTTP/2,
+// net/http turns it into a graceful GOAWAY).
+func (w *countingWriter) askToClose() {
+	if w.closing != nil && w.closing.Load() {
+		hd := w.Header()
+		hd["Connection"] = []string{"close"}
+		delete(hd, "Keep-Alive")
+	}
 }
 
 func (w *countingWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+		w.askToClose()
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.n += int64(n)

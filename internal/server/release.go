@@ -146,17 +146,18 @@ func (c *clientConn) idleRead(p []byte) (int, error) {
 	}
 	c.Conn.SetReadDeadline(releaseAt)
 	n, err := c.Conn.Read(p)
-	if n > 0 {
-		// net/http sets the next request's deadline itself.
-		c.idle.Store(false)
-		return n, err
-	}
-	if errors.Is(err, os.ErrDeadlineExceeded) && !c.s.stopping.Load() {
+	if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && !c.s.stopping.Load() {
 		c.base = nil // it points into net/http's buffer, which must go back
 		c.releasing.Store(true)
 		return 0, errReleased
 	}
+	// Whatever came, the release deadline must not outlive this read: after
+	// a short read net/http keeps reading the same request (its Peek wants
+	// more than one byte) under the deadline it set, not ours.
 	c.Conn.SetReadDeadline(deadlineTime(dl))
+	if n > 0 {
+		c.idle.Store(false)
+	}
 	return n, err
 }
 

@@ -328,3 +328,24 @@ func TestReleaseUnderChurn(t *testing.T) {
 		t.Fatalf("accepted %d, want %d (a resumed connection is not a new one)", a, conns)
 	}
 }
+
+// A request whose first byte arrives shortly before the release deadline and
+// the rest shortly after it is answered: the idle read that got the first
+// byte gives the socket back the deadline net/http asked for, so the read of
+// the rest does not end at the release deadline (issue 13, case 5).
+func TestReleaseDeadlineDoesNotCutARequestArrivingInPieces(t *testing.T) {
+	s := startRelease(t, Options{ReleaseIdleAfter: 400 * time.Millisecond})
+	c := dialRaw(t, s)
+	c.send(get("/first"))
+	if got := c.response(); got != "GET /first 1 " {
+		t.Fatalf("first: %q", got)
+	}
+	req := get("/pieces")
+	time.Sleep(250 * time.Millisecond) // idle, not yet released
+	c.send(req[:1])
+	time.Sleep(400 * time.Millisecond) // past the release deadline
+	c.send(req[1:])
+	if got := c.response(); got != "GET /pieces 2 " {
+		t.Fatalf("request sent in pieces: %q", got)
+	}
+}

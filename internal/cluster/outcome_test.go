@@ -1,0 +1,175 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-gw/sluice/internal/endpoint"
+	"github.com/sluice-gw/sluice/internal/exchange"
+)
+
+// Discovery republishing the set with new weights while requests are
+// picked is not a data race (run under -race): an endpoint's weight is
+// read by every picker and written by SetEndpoints.
+func TestWeightChangesDoNotRaceWithPicks(t *testing.T) {
+	a, b := serve(t, nil), serve(t, nil)
+	c := newCluster(Options{Name: "u"})
+	defer c.Close()
+	c.SetEndpoints(specs(a.addr, b.addr))
+	p := DefaultPolicy
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for w := 1; ; w = w%5 + 1 {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c.SetEndpoints([]endpoint.Spec{{Addr: a.addr, Weight: w}, {Addr: b.addr, Weight: 6 - w}})
+			time.Sleep(100 * time.Microsecond)
+		}
+	})
+	for i := 0; i < 200; i++ {
+		if _, err := forward(t, c, http.MethodGet, &p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	c.SetEndpoints([]endpoint.Spec{{Addr: a.addr, Weight: 2}, {Addr: b.addr, Weight: 5}})
+	c.SetEndpoints([]endpoint.Spec{{Addr: a.addr, Weight: 7}, {Addr: b.addr}})
+	for _, e := range c.Endpoints() {
+		if want := map[string]int{a.addr: 7, b.addr: 5}[e.Addr]; e.Weight() != want {
+			t.Fatalf("%s weight %d, want %d (a spec without weight keeps the last one)", e.Addr, e.Weight(), want)
+		}
+	}
+}
+
+// An endpoint that accepts requests and never answers is ejected: a try
+// that timed out is a failure for outlier detection, not a success that
+// resets the run of failures.
+func TestEndpointThatNeverAnswersIsEjected(t *testing.T) {
+	hang := make(chan struct{})
+	defer close(hang)
+	silent := serve(t, func(w http.ResponseWriter, r *http.Request) { <-hang })
+	fine := serve(t, nil)
+	c := newCluster(Options{Name: "u", ConsecutiveFailures: 2, MaxEjectionPercent: 50})
+	defer c.Close()
+	c.SetEndpoints(specs(silent.addr, fine.addr))
+	p := DefaultPolicy
+	p.Attempts = 1
+	p.ResponseTimeout = 100 * time.Millisecond
+	for i := 0; i < 6; i++ {
+		forward(t, c, http.MethodGet, &p)
+	}
+	for _, e := range c.Endpoints() {
+		if e.Addr == silent.addr && !e.Ejected(time.Now().UnixNano()) {
+			t.Fatalf("an endpoint that timed out %d times in a row is not ejected", silent.hits.Load())
+		}
+	}
+	if n := silent.hits.Load(); n != 2 {
+		t.Fatalf("the silent endpoint got %d requests, want 2 (ejected after the second timeout)", n)
+	}
+}
+
+// A 5xx the policy would retry reaches the client as it is when there is no
+// time left for the backoff, or when the client left during it, instead of a
+// made-up 504: the backend's answer is the truth.
+func TestRetriableStatusIsPassedOnWhenNoRetryCanFollow(t *testing.T) {
+	s := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-From", "backend")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	c := newCluster(Options{Name: "u"})
+	defer c.Close()
+	c.SetEndpoints(specs(s.addr))
+	p := DefaultPolicy
+	p.Statuses = []int{503}
+	p.BackoffBase, p.BackoffMax = time.Hour, time.Hour
+
+	t.Run("backoff would cross the deadline", func(t *testing.T) {
+		p := p
+		p.ResponseTimeout = 2 * time.Second
+		resp, err := forward(t, c, http.MethodGet, &p)
+		if err != nil || resp.StatusCode != 503 || resp.Header.Get("X-From") != "backend" {
+			t.Fatalf("got %v, %v; want the backend's 503", resp, err)
+		}
+	})
+	t.Run("client left during the backoff", func(t *testing.T) {
+		p := p
+		p.ResponseTimeout = 0
+		p.BackoffBase, p.BackoffMax = 5*time.Second, 5*time.Second
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(exchange.With(ctx, &exchange.Exchange{}), http.MethodGet, "http://u/", nil)
+		for {
+			resp, err := c.Forward(req, &p)
+			if err != nil {
+				t.Fatalf("got %v; want the backend's 503", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 503 || resp.Header.Get("X-From") != "backend" {
+				t.Fatalf("got %d; want the backend's 503", resp.StatusCode)
+			}
+			if ctx.Err() != nil {
+				return // the client left while the retry waited (not during a 1 ns backoff)
+			}
+		}
+	})
+}
+
+// A retry refused by a route's own budget (the only kind production uses)
+// is counted on the cluster, which the retry-budget metric reads.
+func TestRouteBudgetRefusalsAreCountedOnTheCluster(t *testing.T) {
+	s := serve(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	c := newCluster(Options{Name: "u"})
+	defer c.Close()
+	c.SetEndpoints(specs(s.addr))
+	p := DefaultPolicy
+	p.Statuses = []int{503}
+	p.Budget = NewBudget(0, 0) // no retry allowed
+	if resp, err := forward(t, c, http.MethodGet, &p); err != nil || resp.StatusCode != 503 {
+		t.Fatalf("got %v, %v; want the 503", resp, err)
+	}
+	if n := c.RetriesRefused(); n != 1 {
+		t.Fatalf("retries refused counted on the cluster: %d, want 1", n)
+	}
+}
+
+// A POST with an Idempotency-Key is replayed only on a route that opted in:
+// any client can send the header, so by default it changes nothing.
+func TestIdempotencyKeyIsARouteOptIn(t *testing.T) {
+	s := serve(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	c := newCluster(Options{Name: "u"})
+	defer c.Close()
+	c.SetEndpoints(specs(s.addr))
+	post := func(p *Policy) int64 {
+		before := s.hits.Load()
+		req, _ := http.NewRequest(http.MethodPost, "http://u/", nil)
+		req.Header.Set("Idempotency-Key", "k1")
+		req = req.WithContext(exchange.With(context.Background(), &exchange.Exchange{}))
+		resp, err := c.Forward(req, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return s.hits.Load() - before
+	}
+	p := DefaultPolicy
+	p.Statuses = []int{503}
+	p.BackoffBase, p.BackoffMax = time.Millisecond, time.Millisecond
+	if n := post(&p); n != 1 {
+		t.Fatalf("POST with Idempotency-Key on a route without the opt-in sent %d times, want 1", n)
+	}
+	p.IdempotencyKey = true
+	if n := post(&p); n != int64(p.Attempts) {
+		t.Fatalf("POST with Idempotency-Key on a route that opted in sent %d times, want %d", n, p.Attempts)
+	}
+}
+
+var _ = errors.New

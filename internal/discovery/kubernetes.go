@@ -37,7 +37,10 @@ type Kubernetes struct {
 	// Resync republishes the whole set this often even without events (0: never).
 	Resync time.Duration
 	Log    *slog.Logger
+	Stats  *Stats
 }
+
+func (k *Kubernetes) stats() *Stats { return k.Stats }
 
 // Run watches the Service's slices until ctx ends.
 func (k *Kubernetes) Run(ctx context.Context, publish func([]endpoint.Spec)) {
@@ -66,18 +69,19 @@ func (k *Kubernetes) Run(ctx context.Context, publish func([]endpoint.Spec)) {
 		return
 	}
 	_ = inf.Informer().SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
-		log.Warn("kubernetes discovery: watch failed; keeping the last endpoints", "service", k.Namespace+"/"+k.Service, "error", err.Error())
+		k.Stats.fail(log.With("service", k.Namespace+"/"+k.Service), err)
 	})
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
 	if !cache.WaitForCacheSync(ctx.Done(), inf.Informer().HasSynced) {
 		return
 	}
-	out := &dedup{publish: publish}
+	out := &dedup{publish: publish, stats: k.Stats}
 	lister := inf.Lister().EndpointSlices(k.Namespace)
 	for {
 		list, err := lister.List(selector)
 		if err == nil {
+			k.Stats.ok(log)
 			out.send(FromSlices(list, k.Port))
 		}
 		select {

@@ -20,17 +20,27 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Options are the connection settings (the config's redis block).
+// Options are the connection settings (the config's redis block). Addr
+// names one server; ClusterNodes (a Redis Cluster) or SentinelMaster with
+// SentinelNodes (a master that Sentinels fail over) replace it.
 type Options struct {
 	Addr         string // host:port
 	Username     string
 	Password     string
 	DB           int
 	TLS          *tls.Config // nil: plain text
-	PoolSize     int         // 0: go-redis's default (10 per CPU)
+	PoolSize     int         // 0: go-redis's default (10 per CPU, per node)
 	DialTimeout  time.Duration
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
+
+	ClusterNodes []string // seeds of a Redis Cluster
+	MaxRedirects int      // cluster: MOVED/ASK/retries per call; 0: 3
+
+	SentinelMaster   string   // the master's name in the Sentinels
+	SentinelNodes    []string // host:port of the Sentinels
+	SentinelUsername string
+	SentinelPassword string
 }
 
 // Client is the shared Redis client with its statistics. It is safe for
@@ -41,12 +51,14 @@ type Client struct {
 	Stats *Stats
 }
 
-// New returns a client for o. It does not connect: connections are made on
-// first use, so a Redis that is down does not stop the gateway from starting.
+// New returns a client for o: a single-node, cluster or Sentinel client
+// (go-redis's), all behind one UniversalClient. It does not connect:
+// connections are made on first use, so a Redis that is down does not stop
+// the gateway from starting.
 func New(o Options) *Client {
 	quietOnce.Do(func() { redis.SetLogger(debugLogger{}) })
-	c := redis.NewClient(&redis.Options{
-		Addr:                  o.Addr,
+	u := &redis.UniversalOptions{
+		Addrs:                 []string{o.Addr},
 		Username:              o.Username,
 		Password:              o.Password,
 		DB:                    o.DB,
@@ -61,8 +73,30 @@ func New(o Options) *Client {
 		PoolTimeout:     o.ReadTimeout + o.DialTimeout,
 		DisableIdentity: true, // no CLIENT SETINFO round trip on every new connection
 		DialerRetries:   1,    // one dial per attempt: a down Redis must fail fast
-	})
+	}
 	s := &Stats{}
+	var c redis.UniversalClient
+	switch {
+	case o.SentinelMaster != "":
+		// The client asks the Sentinels for the master and follows their
+		// +switch-master announcements.
+		u.Addrs, u.MasterName = o.SentinelNodes, o.SentinelMaster
+		u.SentinelUsername, u.SentinelPassword = o.SentinelUsername, o.SentinelPassword
+		c = redis.NewUniversalClient(u)
+	case len(o.ClusterNodes) > 0:
+		u.Addrs, u.MaxRedirects = o.ClusterNodes, o.MaxRedirects
+		co := u.Cluster()
+		// go-redis re-reads the slot map only on MOVED, READONLY or every
+		// ClusterStateReloadInterval (60s by default): a dead master would
+		// keep its slots that long. The hook below re-reads it on every
+		// connection failure; this interval is the fallback.
+		co.ClusterStateReloadInterval = 5 * time.Second
+		cc := redis.NewClusterClient(co)
+		s.reload = func() { cc.ReloadState(context.Background()) }
+		c = cc
+	default:
+		c = redis.NewUniversalClient(u)
+	}
 	c.AddHook(hook{s})
 	return &Client{UniversalClient: c, Stats: s}
 }
@@ -113,6 +147,10 @@ const (
 type Stats struct {
 	commands sync.Map // name → *Histogram
 	errors   sync.Map // kind → *atomic.Uint64
+	// reload, when set, asks a cluster client to re-read the slot map
+	// (coalesced by go-redis): after a connection failure a slot may have a
+	// new master.
+	reload func()
 }
 
 // Histogram is a lock-free latency histogram over Buckets.
@@ -207,6 +245,18 @@ func isConnReply(err error) bool {
 	return strings.HasPrefix(s, "LOADING") || strings.HasPrefix(s, "READONLY") || strings.HasPrefix(s, "MASTERDOWN")
 }
 
+// failed counts an error of kind ("" for none) and, for a failure of the
+// connection, has a cluster client re-read the slot map.
+func (s *Stats) failed(kind string) {
+	if kind == "" {
+		return
+	}
+	s.CountError(kind)
+	if s.reload != nil && (kind == KindConnection || kind == KindTimeout) {
+		s.reload()
+	}
+}
+
 // hook times every command and counts its errors.
 type hook struct{ s *Stats }
 
@@ -225,9 +275,7 @@ func (h hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		start := time.Now()
 		err := next(ctx, cmd)
 		h.s.command(cmd.Name()).Observe(time.Since(start))
-		if k := Kind(err); k != "" {
-			h.s.CountError(k)
-		}
+		h.s.failed(Kind(err))
 		return err
 	}
 }
@@ -237,9 +285,7 @@ func (h hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessP
 		start := time.Now()
 		err := next(ctx, cmds)
 		h.s.command("pipeline").Observe(time.Since(start))
-		if k := Kind(err); k != "" {
-			h.s.CountError(k)
-		}
+		h.s.failed(Kind(err))
 		return err
 	}
 }

@@ -1,7 +1,9 @@
-// Package redistest runs a real redis-server on a free loopback port for
-// tests, the way httptest runs an HTTP server. Without redis-server on the
-// PATH the test is skipped with a message, except under CI=true, where it
-// fails: CI installs redis-server (.ci/run).
+// Package redistest runs real redis-server processes on free loopback ports
+// for tests, the way httptest runs an HTTP server: one server (Start), a
+// Redis Cluster (StartCluster) or a master with replicas watched by
+// Sentinels (StartSentinel). Without redis-server (or redis-cli,
+// redis-sentinel) on the PATH the test is skipped with a message, except
+// under CI=true, where it fails: CI installs them (.ci/run).
 package redistest
 
 import (
@@ -9,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,6 +26,9 @@ type Server struct {
 	port int
 	dir  string
 	args []string
+	// conf, when set, is written to dir/redis.conf before each start and
+	// run with redis-sentinel ("{port}" and "{dir}" replaced).
+	conf string
 	cmd  *exec.Cmd
 }
 
@@ -31,12 +37,18 @@ type Server struct {
 // chosen port, e.g. "--port", "0", "--tls-port", "{port}" to serve TLS only.
 func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server not found, and CI=true: .ci/run must install it")
-		}
-		t.Skip("redis-server not found on PATH: install it (apt-get install -y redis-server) to run this test")
+	s := newServer(t, "redis-server")
+	for _, a := range args {
+		s.args = append(s.args, s.expand(a))
 	}
+	s.start()
+	return s
+}
+
+// newServer picks a free port and a directory for a server run by bin.
+func newServer(t testing.TB, bin string) *Server {
+	t.Helper()
+	need(t, bin)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -44,21 +56,39 @@ func Start(t testing.TB, args ...string) *Server {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	s := &Server{t: t, Addr: "127.0.0.1:" + strconv.Itoa(port), port: port, dir: t.TempDir()}
-	for _, a := range args {
-		s.args = append(s.args, strings.ReplaceAll(a, "{port}", strconv.Itoa(port)))
-	}
-	s.start()
 	t.Cleanup(s.Kill)
 	return s
 }
 
+// need skips the test without bin on the PATH, or fails it under CI=true.
+func need(t testing.TB, bin string) {
+	t.Helper()
+	if _, err := exec.LookPath(bin); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s not found, and CI=true: .ci/run must install it", bin)
+		}
+		t.Skipf("%s not found on PATH: install it (apt-get install -y redis-server redis-sentinel redis-tools) to run this test", bin)
+	}
+}
+
+func (s *Server) expand(a string) string {
+	return strings.NewReplacer("{port}", strconv.Itoa(s.port), "{dir}", s.dir).Replace(a)
+}
+
 func (s *Server) start() {
 	s.t.Helper()
-	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--protected-mode", "no", "--loglevel", "warning"}, s.args...)
-	cmd := exec.Command("redis-server", args...)
+	cmd := exec.Command("redis-server", append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--protected-mode", "no", "--loglevel", "warning"}, s.args...)...)
+	if s.conf != "" {
+		// Sentinel rewrites its config file: a fresh one on every start.
+		file := filepath.Join(s.dir, "sentinel.conf")
+		if err := os.WriteFile(file, []byte(s.expand(s.conf)), 0o600); err != nil {
+			s.t.Fatal(err)
+		}
+		cmd = exec.Command("redis-sentinel", file)
+	}
 	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("starting redis-server: %v", err)
+		s.t.Fatalf("starting %s: %v", cmd.Path, err)
 	}
 	s.cmd = cmd
 	deadline := time.Now().Add(5 * time.Second)

@@ -96,7 +96,7 @@ func run(argv []string, stdout, stderr io.Writer) int {
 // validate reports every problem of the file at once: syntax and schema
 // errors, and unknown or misused predicates and filters.
 func validate(path string, stdout, stderr io.Writer) int {
-	data, err := os.ReadFile(path)
+	data, err := config.ReadFile(path)
 	if err != nil {
 		fmt.Fprintf(stdout, "%s: %v\n", path, err)
 		return 1
@@ -188,7 +188,7 @@ func convert(argv []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	path := argv[1]
-	data, err := os.ReadFile(path)
+	data, err := config.ReadFile(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", path, err)
 		return 1

@@ -15,7 +15,6 @@ package config
 
 import (
 	"net/netip"
-	"os"
 	"reflect"
 	"slices"
 	"time"
@@ -396,7 +395,7 @@ type Pos struct {
 // Load reads and parses the file at path. If the file cannot be read, the
 // error is the one from os.ReadFile; otherwise it is Errors.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -434,7 +433,7 @@ func ParseNode(file string, root *yaml.Node) (*Config, Errors) {
 	d := newDecoder(file)
 	c := defaultConfig()
 	c.File = file
-	if root != nil {
+	if root != nil && !d.tooManyNodes(root) {
 		d.decode(root, reflect.ValueOf(c).Elem(), "")
 	}
 	d.validate(c)

@@ -78,8 +78,11 @@ func (d *decoder) keyErrorf(p Pos, path, format string, a ...any) {
 func (d *decoder) parse(data []byte) *Config {
 	c := defaultConfig()
 	c.File = d.file
+	if d.tooLarge(len(data)) {
+		return c
+	}
 	root, ok := d.document(data)
-	if !ok {
+	if !ok || root != nil && d.tooManyNodes(root) {
 		return c
 	}
 	if root != nil {

@@ -65,7 +65,7 @@ func (g *Gateway) Reload() error {
 }
 
 func (g *Gateway) reload() error {
-	data, err := os.ReadFile(g.path)
+	data, err := config.ReadFile(g.path)
 	if err != nil {
 		return err
 	}

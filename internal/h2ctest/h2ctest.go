@@ -5,6 +5,7 @@ package h2ctest
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -87,6 +88,80 @@ func Response(t testing.TB, fr *http2.Framer, id uint32) (status, body string, g
 				body += string(f.Data())
 				if f.StreamEnded() {
 					return status, body, goaway
+				}
+			}
+		}
+	}
+}
+
+// PriorKnowledge opens an h2c connection to addr with prior knowledge (the
+// client preface, then SETTINGS) and returns its framer. The connection is
+// closed by t.Cleanup.
+func PriorKnowledge(t testing.TB, addr string) *http2.Framer {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	return fr
+}
+
+// Request writes a HEADERS frame that opens and ends stream id, its fields
+// (name, value pairs, pseudo-headers first) encoded verbatim with hpack: no
+// check of what they hold, as a hostile client would send them.
+func Request(t testing.TB, fr *http2.Framer, id uint32, fields ...string) {
+	t.Helper()
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for i := 0; i+1 < len(fields); i += 2 {
+		enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+	}
+	err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Status reads frames until stream id is answered and returns its :status,
+// or "reset" when the server resets the stream (RST_STREAM) or ends the
+// connection (GOAWAY) instead.
+func Status(t testing.TB, fr *http2.Framer, id uint32) string {
+	t.Helper()
+	dec := hpack.NewDecoder(4096, nil)
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading frames: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.RSTStreamFrame:
+			if f.StreamID == id {
+				return "reset"
+			}
+		case *http2.GoAwayFrame:
+			return "reset"
+		case *http2.HeadersFrame:
+			if f.StreamID != id {
+				continue
+			}
+			fields, err := dec.DecodeFull(f.HeaderBlockFragment())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, hf := range fields {
+				if hf.Name == ":status" {
+					return hf.Value
 				}
 			}
 		}

@@ -54,6 +54,9 @@ type Forward struct {
 }
 
 func (f *Forward) RoundTrip(r *http.Request) (*http.Response, error) {
+	if err := checkOutbound(r); err != nil {
+		return nil, err
+	}
 	if ex := exchange.From(r.Context()); ex != nil && ex.Traceparent != "" {
 		propagate(r.Header, ex)
 	}
@@ -178,6 +181,9 @@ func propagate(hd http.Header, ex *exchange.Exchange) {
 
 // serve returns the status when the gateway answered itself.
 func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchange) (int, int64) {
+	if err := checkInbound(r); err != nil {
+		return h.fail(w, ex, err), 0
+	}
 	t := h.table.Load()
 	i, path, ok, err := match(t.Match, r, ex)
 	if err != nil {

@@ -258,6 +258,9 @@ func (c *Cluster) Forward(req *http.Request, p *Policy) (*http.Response, error) 
 	if p.ResponseTimeout > 0 {
 		deadline = start.Add(p.ResponseTimeout)
 	}
+	if ex != nil && !ex.Deadline.IsZero() && (deadline.IsZero() || ex.Deadline.Before(deadline)) {
+		deadline = ex.Deadline // the client's own, shorter
+	}
 	attempts := max(p.Attempts, 1)
 	var tried []*endpoint.Endpoint
 	var triedBuf [4]*endpoint.Endpoint

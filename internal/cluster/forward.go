@@ -61,6 +61,9 @@ func (f *forwarding) run() (*http.Response, error) {
 	if f.p.ResponseTimeout > 0 {
 		f.deadline = time.Now().Add(f.p.ResponseTimeout)
 	}
+	if f.ex != nil && !f.ex.Deadline.IsZero() && (f.deadline.IsZero() || f.ex.Deadline.Before(f.deadline)) {
+		f.deadline = f.ex.Deadline // the client's own, shorter (grpc-timeout)
+	}
 	f.tried = f.triedBuf[:0]
 	for {
 		ep := f.c.pick(f.req, time.Now(), f.tried, f.sameOK)

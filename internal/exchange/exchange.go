@@ -26,6 +26,10 @@ type Exchange struct {
 	Endpoint string // the endpoint of the last try
 	Attempts int
 	Reason   string // why the request failed or was answered by the gateway; "" = proxied
+	// Deadline, when set, is the client's own (gRPC's grpc-timeout): the
+	// wait for the upstream's response ends by it, or by the route's
+	// response timeout if that comes first.
+	Deadline time.Time
 	// PreserveHost asks the cluster to send the client's Host instead of the endpoint's.
 	PreserveHost bool
 

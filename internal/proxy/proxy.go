@@ -113,7 +113,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Not pooled: the request's context carries ex, and contexts can outlive
 	// the handler (an HTTP/2 stream's writer, a context.AfterFunc).
 	ex := &exchange.Exchange{Start: time.Now(), Host: r.Host, Proto: r.Proto}
-	cw := &countingWriter{ResponseWriter: w, closing: &h.closing}
+	cw := &countingWriter{ResponseWriter: w, closing: &h.closing, grpc: grpcContentType(r)}
 	if h.Observer != nil {
 		h.Observer.Begin()
 	}
@@ -195,6 +195,11 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 	rt := t.Routes[i]
 	ex.RouteID = rt.ID
 	ex.Upstream = rt.Upstream
+	if w.grpc != "" {
+		if d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout")); ok {
+			ex.Deadline = ex.Start.Add(d)
+		}
+	}
 	if err := rt.Limit.Acquire(r.Context()); err != nil {
 		return h.shed(w, ex, err), 0
 	}
@@ -268,7 +273,8 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 		return h.fail(w, ex, err), counted.n
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		return h.switchProtocols(w, r, resp, ex), counted.n
+		status, in := h.switchProtocols(w, r, resp, ex)
+		return status, counted.n + in
 	}
 	h.copyResponse(w, resp, ex)
 	return 0, counted.n
@@ -302,13 +308,7 @@ func (h *Handler) copyResponse(w *countingWriter, resp *http.Response, ex *excha
 			dst[k] = append(dst[k], vv...)
 		}
 	}
-	if len(resp.Trailer) > 0 {
-		keys := make([]string, 0, len(resp.Trailer))
-		for k := range resp.Trailer {
-			keys = append(keys, k)
-		}
-		dst["Trailer"] = []string{strings.Join(keys, ", ")}
-	}
+	announceTrailers(dst, resp.Trailer)
 	w.WriteHeader(resp.StatusCode)
 	flush := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	bp := bufs.Get().(*[]byte)
@@ -327,9 +327,7 @@ func (h *Handler) copyResponse(w *countingWriter, resp *http.Response, ex *excha
 		w.cut = true // ServeHTTP aborts the connection once the request is logged
 		return
 	}
-	for k, vv := range resp.Trailer {
-		dst[k] = vv
-	}
+	copyTrailers(dst, resp.Trailer)
 }
 
 var errClientGone = errors.New("client went away")
@@ -356,18 +354,19 @@ func copyBody(w *countingWriter, r io.Reader, buf []byte, flush bool) error {
 
 // switchProtocols completes an upgrade (WebSocket): it hijacks the client
 // connection, passes the 101 on, and copies bytes both ways until either
-// side ends.
-func (h *Handler) switchProtocols(w *countingWriter, r *http.Request, resp *http.Response, ex *exchange.Exchange) int {
+// side ends. It returns the status and the bytes sent to the backend after
+// the 101; those sent to the client are counted in w.
+func (h *Handler) switchProtocols(w *countingWriter, r *http.Request, resp *http.Response, ex *exchange.Exchange) (int, int64) {
 	up, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok {
 		resp.Body.Close()
-		return h.fail(w, ex, &exchange.Error{Status: http.StatusBadGateway, Reason: exchange.UpstreamBadResponse, Err: errors.New("101 without a connection")})
+		return h.fail(w, ex, &exchange.Error{Status: http.StatusBadGateway, Reason: exchange.UpstreamBadResponse, Err: errors.New("101 without a connection")}), 0
 	}
 	defer up.Close()
 	rc := http.NewResponseController(w.ResponseWriter)
 	conn, brw, err := rc.Hijack()
 	if err != nil {
-		return h.fail(w, ex, &exchange.Error{Status: http.StatusInternalServerError, Reason: exchange.BadRequest, Err: err})
+		return h.fail(w, ex, &exchange.Error{Status: http.StatusInternalServerError, Reason: exchange.BadRequest, Err: err}), 0
 	}
 	defer conn.Close()
 	removeHopByHop(resp.Header)
@@ -378,14 +377,15 @@ func (h *Handler) switchProtocols(w *countingWriter, r *http.Request, resp *http
 	}
 	resp.Body = nil
 	if err := resp.Write(brw); err != nil {
-		return http.StatusSwitchingProtocols
+		return http.StatusSwitchingProtocols, 0
 	}
 	if err := brw.Flush(); err != nil {
-		return http.StatusSwitchingProtocols
+		return http.StatusSwitchingProtocols, 0
 	}
 	ws := strings.EqualFold(resp.Header.Get("Upgrade"), "websocket")
-	h.splice(conn, brw.Reader, up, ws)
-	return http.StatusSwitchingProtocols
+	in, out := h.splice(conn, brw.Reader, up, ws)
+	w.n += out
+	return http.StatusSwitchingProtocols, in
 }
 
 // shed answers a request refused by a concurrency limit: a fast 503 with
@@ -398,7 +398,10 @@ func (h *Handler) shed(w *countingWriter, ex *exchange.Exchange, err error) int 
 	return h.fail(w, ex, &exchange.Error{Status: http.StatusServiceUnavailable, Reason: exchange.Overloaded, Err: err})
 }
 
-// fail answers with the gateway's own error response and returns its status.
+// fail answers with the gateway's own error response and returns its
+// status: a JSON body, or for a gRPC call a gRPC status in an HTTP 200
+// (failGRPC), when the status returned (for the log and the metrics) is
+// still the HTTP status the error maps to.
 func (h *Handler) fail(w *countingWriter, ex *exchange.Exchange, err error) int {
 	var ge *exchange.Error
 	if !errors.As(err, &ge) {
@@ -407,6 +410,11 @@ func (h *Handler) fail(w *countingWriter, ex *exchange.Exchange, err error) int 
 	ex.Reason = ge.Reason
 	if ge.Status == 499 {
 		return 499 // nobody to answer
+	}
+	if w.grpc != "" {
+		failGRPC(w, w.grpc, ge)
+		h.logError(ex, ge)
+		return ge.Status
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", "application/json")
@@ -426,11 +434,15 @@ func (h *Handler) fail(w *countingWriter, ex *exchange.Exchange, err error) int 
 	}
 	b = append(b, "}\n"...)
 	w.Write(b)
+	h.logError(ex, ge)
+	return ge.Status
+}
+
+func (h *Handler) logError(ex *exchange.Exchange, ge *exchange.Error) {
 	if h.Log != nil && ge.Status >= 500 && h.Log.Enabled(context.Background(), slog.LevelDebug) {
 		h.Log.LogAttrs(context.Background(), slog.LevelDebug, "gateway error", slog.String("route", ex.RouteID),
 			slog.String("reason", ge.Reason), slog.String("error", ge.Error()))
 	}
-	return ge.Status
 }
 
 // countingWriter counts the body bytes written and remembers the status.
@@ -442,7 +454,8 @@ type countingWriter struct {
 	closing *atomic.Bool // the Handler's: clients are asked to close
 	status  int
 	n       int64
-	cut     bool // the response body was cut short
+	cut     bool   // the response body was cut short
+	grpc    string // the request is a gRPC call: the content type of gateway errors (grpcContentType)
 }
 
 func (w *countingWriter) WriteHeader(code int) {

@@ -20,7 +20,18 @@ type upgrade struct {
 	backend io.ReadWriteCloser
 	ws      bool
 	toClient,
-	toBackend sync.Mutex // held while a frame is being written in that direction
+	toBackend direction
+}
+
+// direction is one way of a spliced WebSocket.
+type direction struct {
+	sync.Mutex // held while a frame is being written this way
+	// closed: a close frame went this way, relayed or the gateway's own
+	// (drain). The frames that follow are dropped and the gateway sends no
+	// close of its own: RFC 6455 §5.5.1 allows nothing after a close, and a
+	// browser fails a connection that gets a second one (1006, wasClean false).
+	closed bool
+	n      int64 // bytes written this way
 }
 
 // upgrades are the spliced connections in progress.
@@ -30,7 +41,8 @@ type upgrades struct {
 	wg  sync.WaitGroup
 }
 
-func (h *Handler) splice(client net.Conn, buffered *bufio.Reader, backend io.ReadWriteCloser, ws bool) {
+// splice returns the bytes it copied to the backend and to the client.
+func (h *Handler) splice(client net.Conn, buffered *bufio.Reader, backend io.ReadWriteCloser, ws bool) (toBackend, toClient int64) {
 	u := &upgrade{client: client, backend: backend, ws: ws}
 	h.ups.mu.Lock()
 	if h.ups.set == nil {
@@ -58,6 +70,7 @@ func (h *Handler) splice(client net.Conn, buffered *bufio.Reader, backend io.Rea
 	}()
 	<-done
 	<-done
+	return u.toBackend.n, u.toClient.n
 }
 
 func closeWrite(c any) {
@@ -66,10 +79,12 @@ func closeWrite(c any) {
 	}
 }
 
-// copy copies src to dst; for WebSocket, one whole frame at a time under mu.
-func (u *upgrade) copy(dst io.Writer, src io.Reader, mu *sync.Mutex) {
+// copy copies src to dst; for WebSocket, one whole frame at a time under
+// d's lock, dropping the frames after a close the gateway sent.
+func (u *upgrade) copy(dst io.Writer, src io.Reader, d *direction) {
 	if !u.ws {
-		io.Copy(dst, src)
+		n, _ := io.Copy(dst, src)
+		d.n += n
 		return
 	}
 	br := bufio.NewReaderSize(src, 4<<10)
@@ -101,17 +116,29 @@ func (u *upgrade) copy(dst io.Writer, src io.Reader, mu *sync.Mutex) {
 		default:
 			size = uint64(hdr[1] & 0x7f)
 		}
-		mu.Lock()
-		_, err := dst.Write(hdr[:n])
-		if err == nil {
-			_, err = io.CopyN(dst, br, int64(size))
+		d.Lock()
+		var err error
+		if d.closed {
+			_, err = io.CopyN(io.Discard, br, int64(size))
+		} else {
+			var w int
+			var c int64
+			w, err = dst.Write(hdr[:n])
+			if err == nil {
+				c, err = io.CopyN(dst, br, int64(size))
+			}
+			d.n += int64(w) + c
+			d.closed = err == nil && hdr[0]&0x0f == opClose
 		}
-		mu.Unlock()
+		d.Unlock()
 		if err != nil {
 			return
 		}
 	}
 }
+
+// opClose is the opcode of a WebSocket close frame.
+const opClose = 0x8
 
 // closeFrame is a WebSocket close frame with status 1001 (going away).
 var closeFrame = []byte{0x88, 0x02, 0x03, 0xe9}
@@ -136,12 +163,18 @@ func (h *Handler) GoAway(ctx context.Context) (closed int) {
 			continue
 		}
 		u.toClient.Lock()
-		u.client.SetWriteDeadline(time.Now().Add(time.Second))
-		u.client.Write(closeFrame)
-		u.client.SetWriteDeadline(time.Time{})
+		if !u.toClient.closed {
+			u.client.SetWriteDeadline(time.Now().Add(time.Second))
+			u.client.Write(closeFrame)
+			u.client.SetWriteDeadline(time.Time{})
+			u.toClient.closed = true
+		}
 		u.toClient.Unlock()
 		u.toBackend.Lock()
-		u.backend.Write(maskedCloseFrame)
+		if !u.toBackend.closed {
+			u.backend.Write(maskedCloseFrame)
+			u.toBackend.closed = true
+		}
 		u.toBackend.Unlock()
 	}
 	wait := make(chan struct{})

@@ -565,11 +565,15 @@ func (b *Backend) Shutdown(ctx context.Context, style ShutdownStyle) error {
 	// first (SO_LINGER 0 first for Reset, so that the kernel sends RST), then
 	// the server. Closing through the server would let a handler woken by the
 	// close answer before its socket is gone.
+	// A request the server had read but not handled dies with it; it is
+	// recorded as dropped (bookkeeping only, the wire is unchanged), so
+	// that a check can tell it from one the backend never saw.
 	ln.Close()
 	b.mu.Lock()
 	for c := range b.conns {
 		raw := c
-		if t, ok := c.(*tapConn); ok {
+		t, _ := c.(*tapConn)
+		if t != nil {
 			t.mu.Lock()
 			t.onDrop = nil
 			t.mu.Unlock()
@@ -579,6 +583,12 @@ func (b *Backend) Shutdown(ctx context.Context, style ShutdownStyle) error {
 			tc.SetLinger(0)
 		}
 		raw.Close()
+		if t == nil {
+			continue
+		}
+		if method, id, ok := t.dropped(); ok {
+			b.record(Record{At: time.Now(), Backend: b.opts.Name, Method: method, ID: id, Dropped: true})
+		}
 	}
 	b.mu.Unlock()
 	err := srv.Close()

@@ -22,7 +22,7 @@ type Scenario struct {
 	run  func(e *Env, p Proxy) (*Result, error)
 }
 
-// Scenarios returns the scenarios in order: 1–11 and 16.
+// Scenarios returns the scenarios in order: 1–11, 16 and 18–21.
 func Scenarios() []Scenario {
 	return []Scenario{
 		{1, "keep-alive boundary race", keepAliveRace},
@@ -37,6 +37,10 @@ func Scenarios() []Scenario {
 		{10, "scale-out 2→6", scaleOut},
 		{11, "silent middlebox", silentMiddlebox},
 		{16, "slow backend, adaptive limit", slowBackend},
+		{18, "early answer during an upload", earlyAnswer},
+		{19, "silent close after N requests", silentCloseAfterN},
+		{20, "rolling restart, abrupt exits", rollingRestart(backend.Abrupt)},
+		{21, "rolling restart, RST exits", rollingRestart(backend.Reset)},
 	}
 }
 

@@ -40,6 +40,9 @@ type Runtime struct {
 	// limiters are the routes' concurrency limits by route id, kept across
 	// reloads while their settings do not change.
 	limiters map[string]*routeLimiter
+	// global is the gateway-wide concurrency limit (server.max_concurrent_requests),
+	// kept across reloads while its settings do not change.
+	global *routeLimiter
 	// Redis is the shared Redis client (nil without a redis block), kept
 	// across reloads while its settings do not change.
 	Redis *redisconn.Client
@@ -140,7 +143,14 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 	preds := route.Predicates()
 	filters := builtin.Filters()
 	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies}
-	table := &proxy.Table{}
+	table := &proxy.Table{TrustedProxies: cfg.Server.TrustedProxies}
+	var prevGlobal *routeLimiter
+	if prev != nil {
+		prevGlobal = prev.global
+	}
+	rt.global = keepLimiter(overload.Options{Limit: cfg.Server.MaxConcurrentRequests,
+		QueueSize: cfg.Server.Queue.Size, QueueTimeout: cfg.Server.Queue.Timeout}, nil, prevGlobal)
+	table.Limit = rt.global.get()
 	global, gerrs := globalFilters(cfg)
 	errs = append(errs, gerrs...)
 	defaults, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters, withRedis(filterEnv(cfg, "", table), rt.Redis))
@@ -235,23 +245,31 @@ func (rl *routeLimiter) get() *overload.Limiter {
 // same (its adaptive limit and counters go on), a new one otherwise, nil when
 // the route has no limit.
 func buildLimiter(r *config.Route, prev *Runtime) *routeLimiter {
-	rl := &routeLimiter{opt: overload.Options{Limit: r.MaxConcurrentRequests, QueueSize: r.Queue.Size, QueueTimeout: r.Queue.Timeout}}
-	if a := r.AdaptiveConcurrency; a != nil {
+	var old *routeLimiter
+	if prev != nil {
+		old = prev.limiters[r.ID]
+	}
+	return keepLimiter(overload.Options{Limit: r.MaxConcurrentRequests, QueueSize: r.Queue.Size, QueueTimeout: r.Queue.Timeout},
+		r.AdaptiveConcurrency, old)
+}
+
+// keepLimiter returns old if it was made with the same settings, a new
+// limiter otherwise, nil for no limit.
+func keepLimiter(opt overload.Options, a *config.AdaptiveConcurrency, old *routeLimiter) *routeLimiter {
+	rl := &routeLimiter{opt: opt}
+	if a != nil {
 		rl.adp = overload.Adaptive{MinLimit: a.MinLimit, MaxLimit: a.MaxLimit, InitialLimit: a.InitialLimit,
 			Tolerance: a.Tolerance, Window: a.Window, BaselineHalfLife: a.BaselineHalfLife}
 	}
-	if prev != nil {
-		if old := prev.limiters[r.ID]; old != nil && old.opt.Limit == rl.opt.Limit && old.opt.QueueSize == rl.opt.QueueSize &&
-			old.opt.QueueTimeout == rl.opt.QueueTimeout && old.adp == rl.adp {
-			return old
-		}
+	if old != nil && old.opt.Limit == rl.opt.Limit && old.opt.QueueSize == rl.opt.QueueSize &&
+		old.opt.QueueTimeout == rl.opt.QueueTimeout && old.adp == rl.adp && (a != nil) == (old.opt.Adaptive != nil) {
+		return old
 	}
-	opt := rl.opt
-	if r.AdaptiveConcurrency != nil {
+	if a != nil {
 		adp := rl.adp
-		opt.Adaptive = &adp
+		rl.opt.Adaptive = &adp
 	}
-	if rl.l = overload.New(opt); rl.l == nil {
+	if rl.l = overload.New(rl.opt); rl.l == nil {
 		return nil
 	}
 	return rl

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/sluice-gw/sluice/internal/balance"
 	"github.com/sluice-gw/sluice/internal/cluster"
@@ -48,6 +49,9 @@ type Runtime struct {
 	Redis *redisconn.Client
 	// sources run the discovery of the clusters that have it.
 	sources map[string]*discovery.Running
+	// registries keep each upstream's live endpoints by address, across
+	// the clusters reloads make for it.
+	registries map[string]*cluster.Registry
 }
 
 // ClusterList returns the clusters sorted by name.
@@ -84,8 +88,12 @@ func Validate(cfg *config.Config) error {
 func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 	var errs config.Errors
 	rt := &Runtime{Config: cfg, Clusters: map[string]*cluster.Cluster{}, defs: map[string]*config.Upstream{}, checkers: map[string]*health.Checker{},
-		limiters: map[string]*routeLimiter{}, sources: map[string]*discovery.Running{}}
+		limiters: map[string]*routeLimiter{}, sources: map[string]*discovery.Running{}, registries: map[string]*cluster.Registry{}}
 	for name, u := range cfg.Upstreams {
+		rt.registries[name] = cluster.NewRegistry()
+		if prev != nil && prev.registries[name] != nil {
+			rt.registries[name] = prev.registries[name]
+		}
 		if prev != nil {
 			if old, ok := prev.defs[name]; ok && reflect.DeepEqual(stripLoc(old), stripLoc(u)) {
 				rt.Clusters[name] = prev.Clusters[name]
@@ -99,7 +107,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 				continue
 			}
 		}
-		c, err := newCluster(name, u)
+		c, err := newCluster(name, u, rt.registries[name])
 		if err != nil {
 			errs = append(errs, cfg.Errorf(u.Pos, u.Path, "%v", err))
 			continue
@@ -374,7 +382,7 @@ func buildFilters(cfg *config.Config, defs []config.Definition, reg map[string]f
 	return out, errs
 }
 
-func newCluster(name string, u *config.Upstream) (*cluster.Cluster, error) {
+func newCluster(name string, u *config.Upstream, reg *cluster.Registry) (*cluster.Cluster, error) {
 	picker, err := balance.New(u.Balancer, u.HashOn.String())
 	if err != nil {
 		return nil, err
@@ -415,6 +423,8 @@ func newCluster(name string, u *config.Upstream) (*cluster.Cluster, error) {
 			}
 			return pool.New(o)
 		},
+		PoolKey:             poolKey{Protocol: u.Protocol, ConnectTimeout: u.ConnectTimeout, Pool: u.Pool, TLS: deref(u.TLS), HasTLS: u.TLS != nil},
+		Registry:            reg,
 		SlowStart:           u.SlowStart,
 		ConsecutiveFailures: u.OutlierDetection.ConsecutiveFailures,
 		BaseEjection:        u.OutlierDetection.BaseEjectionTime,
@@ -426,6 +436,23 @@ func newCluster(name string, u *config.Upstream) (*cluster.Cluster, error) {
 	}
 	c.SetEndpoints(specs)
 	return c, nil
+}
+
+// poolKey is what an upstream's pools are made from: an endpoint that
+// stays through a reload keeps its pool only while this is unchanged.
+type poolKey struct {
+	Protocol       string
+	ConnectTimeout time.Duration
+	Pool           config.Pool
+	TLS            config.TLS
+	HasTLS         bool
+}
+
+func deref[T any](p *T) (v T) {
+	if p != nil {
+		v = *p
+	}
+	return v
 }
 
 func tlsConfig(t *config.TLS) (*tls.Config, error) {

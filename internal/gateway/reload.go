@@ -103,6 +103,13 @@ func (g *Gateway) reload() error {
 	for name, c := range next.Clusters {
 		if old.Clusters[name] == c {
 			kept++
+			continue
+		}
+		if next.checkers[name] == nil {
+			c.ClearActiveHealth() // the checks that marked its endpoints are gone
+		}
+		if addrs := next.registries[name].TakeRecreated(); len(addrs) > 0 {
+			g.log.Info("upstream pool options changed: new connection pools for its endpoints", "upstream", name, "endpoints", addrs)
 		}
 	}
 	g.log.Info("reloaded", "file", g.path, "routes", len(cfg.Routes), "upstreams", len(cfg.Upstreams), "upstreams_kept", kept)

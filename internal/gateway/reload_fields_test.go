@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -310,4 +311,64 @@ func TestReloadClassifiesEveryConfigField(t *testing.T) {
 			t.Errorf("%s names no config field", e)
 		}
 	}
+}
+
+// A reload that changes an upstream (an endpoint added, then a timeout
+// changed) keeps the live state of the endpoints that stay: their pooled
+// connections carry on (the backend accepts no new one), until a pool option
+// changes, when only their pools are made anew, and the log says so.
+func TestReloadKeepsTheStateOfEndpointsThatStay(t *testing.T) {
+	a := newCountingBackend(t, "a")
+	b := newCountingBackend(t, "b")
+	echo := gatewaytest.NewEcho(t, "echo")
+	f := &reloadFile{t: t, path: filepath.Join(t.TempDir(), "sluice.yaml"), echo: echo.Addr(), slow: a.addr()}
+	f.write(nil)
+	var logs gatewaytest.SafeBuffer
+	g, err := gateway.Start(f.path, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gatewaytest.Stop(g)
+	cl := gatewaytest.Client(t)
+	get := func(n int) {
+		t.Helper()
+		for range n {
+			req, _ := http.NewRequest(http.MethodGet, gatewaytest.URL(g, "/slow/x"), nil)
+			if resp, _ := gatewaytest.Do(t, cl, req); resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	}
+	get(3)
+	if n := a.accepted.Load(); n != 1 {
+		t.Fatalf("a accepted %d connections for 3 sequential requests", n)
+	}
+	if err := reload(f, g, map[string]string{"upstreams": "slow:\n  endpoints: [\"" + a.addr() + "\", \"" + b.addr() + "\"]"}); err != nil {
+		t.Fatal(err)
+	}
+	get(6)
+	if n, hits := a.accepted.Load(), b.hits.Load(); n != 1 || hits == 0 {
+		t.Fatalf("after adding an endpoint: a accepted %d connections in all (want 1: its pool kept), b served %d", n, hits)
+	}
+	if err := reload(f, g, map[string]string{"upstreams": "slow:\n  connect_timeout: 2s\n  endpoints: [\"" + a.addr() + "\", \"" + b.addr() + "\"]"}); err != nil {
+		t.Fatal(err)
+	}
+	get(6)
+	if n := a.accepted.Load(); n != 2 {
+		t.Fatalf("after changing connect_timeout: a accepted %d connections in all, want 2 (a new pool)", n)
+	}
+	told := false
+	for _, l := range logs.JSONLines() {
+		if strings.HasPrefix(fmt.Sprint(l["msg"]), "upstream pool options changed") && l["upstream"] == "slow" {
+			told = true
+		}
+	}
+	if !told {
+		t.Fatal("the new pools were not logged")
+	}
+}
+
+func reload(f *reloadFile, g *gateway.Gateway, sections map[string]string) error {
+	f.write(sections)
+	return g.Reload()
 }

@@ -199,12 +199,12 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 			Budget:             cluster.NewBudget(r.Retry.BudgetPercent, r.Retry.MinRetries),
 		}
 		chain := filter.Chain(applyRetriers(slices.Concat(global.forRoute(cfg.DefaultFilters, r.Filters), defaults, own), policy), &proxy.Forward{Cluster: c, Policy: policy})
-		routes = append(routes, rr)
 		lim := buildLimiter(r, prev)
 		if lim != nil {
 			rt.limiters[r.ID] = lim
 		}
-		table.Routes = append(table.Routes, &proxy.Route{ID: r.ID, Upstream: r.Upstream, Chain: chain, MaxBodySize: r.MaxBodySize, Limit: lim.get()})
+		rr.Upstream, rr.Chain, rr.MaxBodySize, rr.Limit = r.Upstream, chain, r.MaxBodySize, lim.get()
+		routes = append(routes, rr)
 	}
 	if len(errs) == 0 {
 		m, err := route.NewTable(routes)

@@ -27,24 +27,12 @@ import (
 	"github.com/sluice-gw/sluice/internal/tracing"
 )
 
-// Route is what the proxy needs of a matched route.
-type Route struct {
-	ID       string
-	Upstream string
-	// Chain runs the route's filters, then Forward.
-	Chain http.RoundTripper
-	// MaxBodySize caps the request body (413 beyond). 0 = no cap.
-	MaxBodySize int64
-	// Limit bounds the route's requests in flight; nil = no limit.
-	Limit *overload.Limiter
-}
-
 // Table is one immutable snapshot of what a config says about serving a
 // request: the routes and the gateway-wide settings. A reload builds a new
 // one and swaps it in; requests in flight finish on the one they started with.
 type Table struct {
-	Match  *route.Table
-	Routes []*Route // indexed like the routes given to route.NewTable
+	// Match holds the routes, each with its chain, limit and body cap.
+	Match *route.Table
 	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded headers are believed.
 	TrustedProxies []netip.Prefix
 	// Limit bounds the gateway's requests in flight; nil = no limit. It is
@@ -179,14 +167,13 @@ func propagate(hd http.Header, ex *exchange.Exchange) {
 // serve returns the status when the gateway answered itself.
 func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchange) (int, int64) {
 	t := h.table.Load()
-	i, path, ok, err := match(t.Match, r, ex)
+	rt, path, ok, err := match(t.Match, r, ex)
 	if err != nil {
 		return h.fail(w, ex, &exchange.Error{Status: http.StatusBadRequest, Reason: exchange.BadRequest, Err: err}), 0
 	}
 	if !ok {
 		return h.fail(w, ex, &exchange.Error{Status: http.StatusNotFound, Reason: exchange.NoRoute, Err: errors.New("no route matches " + r.Method + " " + path)}), 0
 	}
-	rt := t.Routes[i]
 	ex.RouteID = rt.ID
 	ex.Upstream = rt.Upstream
 	if err := rt.Limit.Acquire(r.Context()); err != nil {

@@ -23,6 +23,13 @@ type Options struct {
 	Picker balance.Picker
 	// NewPool makes the pool of a new endpoint.
 	NewPool func(addr string) *pool.Pool
+	// PoolKey stands for the options NewPool makes pools with (a comparable
+	// value): an endpoint kept in Registry is reused only by a cluster with
+	// the same PoolKey.
+	PoolKey any
+	// Registry holds the upstream's live endpoints across the clusters a
+	// reload makes for it; nil = the cluster's own.
+	Registry *Registry
 	// SlowStart ramps a new endpoint's share of traffic over this window.
 	SlowStart time.Duration
 	// Outlier detection: eject an endpoint after ConsecutiveFailures gateway
@@ -80,6 +87,9 @@ func New(opt Options) *Cluster {
 	if opt.BaseEjection <= 0 {
 		opt.BaseEjection = 30 * time.Second
 	}
+	if opt.Registry == nil {
+		opt.Registry = NewRegistry()
+	}
 	c := &Cluster{opt: opt, all: map[string]*endpoint.Endpoint{}}
 	c.budget = NewBudget(opt.BudgetPercent, opt.MinRetries)
 	c.set.Store(&snapshot{})
@@ -96,9 +106,11 @@ func (c *Cluster) Name() string { return c.opt.Name }
 
 // SetEndpoints replaces the endpoint set (level-triggered: the whole set,
 // every time). Endpoints whose address is still listed keep their state and
-// pool. Listed-but-draining endpoints get no new requests (unless nothing
-// else is left) and their idle connections are closed at once; removed ones
-// are drained: in-flight requests finish, then their pool is released.
+// pool, here and in the registry's other clusters. Listed-but-draining
+// endpoints get no new requests (unless nothing else is left) and their idle
+// connections are closed at once; removed ones are released to the
+// registry, which drains them once no cluster lists them: in-flight
+// requests finish, then their pool is released.
 func (c *Cluster) SetEndpoints(specs []endpoint.Spec) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -112,7 +124,7 @@ func (c *Cluster) SetEndpoints(specs []endpoint.Spec) {
 		seen[s.Addr] = true
 		e := c.all[s.Addr]
 		if e == nil {
-			e = endpoint.New(s, c.opt.NewPool(s.Addr), now)
+			e = c.opt.Registry.acquire(s, c.opt.PoolKey, c.opt.NewPool, now)
 			c.all[s.Addr] = e
 		}
 		e.SetWeight(s.Weight)
@@ -128,15 +140,24 @@ func (c *Cluster) SetEndpoints(specs []endpoint.Spec) {
 	for addr, e := range c.all {
 		if !seen[addr] {
 			delete(c.all, addr)
-			e.SetDraining(true)
-			e.Pool.Drain(nil)
+			c.opt.Registry.release(e)
 		}
 	}
 	c.publish(listed, now)
 }
 
-// Close drains every endpoint (the cluster was removed by a reload).
+// Close releases every endpoint (the cluster was replaced or removed by a
+// reload): those no other cluster lists are drained.
 func (c *Cluster) Close() { c.SetEndpoints(nil) }
+
+// ClearActiveHealth marks every endpoint healthy again: for a cluster
+// without active health checks whose endpoints one with them marked.
+func (c *Cluster) ClearActiveHealth() {
+	for _, e := range c.Endpoints() {
+		e.SetUnhealthy(false)
+	}
+	c.Refresh()
+}
 
 // Endpoints returns the listed endpoints.
 func (c *Cluster) Endpoints() []*endpoint.Endpoint { return c.set.Load().listed }

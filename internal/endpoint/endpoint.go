@@ -46,6 +46,20 @@ func New(s Spec, p *pool.Pool, now time.Time) *Endpoint {
 	return e
 }
 
+// Inherit takes old's state (failures, ejection, health, counters, age)
+// for e, a new endpoint of the same address with a pool of its own (its
+// pool options changed). e must not be in use yet.
+func (e *Endpoint) Inherit(old *Endpoint) {
+	e.Added = old.Added
+	e.consecFails.Store(old.consecFails.Load())
+	e.ejectedUntil.Store(old.ejectedUntil.Load())
+	e.ejections.Store(old.ejections.Load())
+	e.unhealthy.Store(old.unhealthy.Load())
+	e.Requests.Store(old.Requests.Load())
+	e.Failures.Store(old.Failures.Load())
+	e.EjectionsTotal.Store(old.EjectionsTotal.Load())
+}
+
 // Weight is the endpoint's share of traffic relative to its peers (≥ 1).
 func (e *Endpoint) Weight() int { return int(e.weight.Load()) }
 

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/sluice-gw/sluice/internal/balance"
 	"github.com/sluice-gw/sluice/internal/cluster"
@@ -40,11 +41,17 @@ type Runtime struct {
 	// limiters are the routes' concurrency limits by route id, kept across
 	// reloads while their settings do not change.
 	limiters map[string]*routeLimiter
+	// global is the gateway-wide concurrency limit (server.max_concurrent_requests),
+	// kept across reloads while its settings do not change.
+	global *routeLimiter
 	// Redis is the shared Redis client (nil without a redis block), kept
 	// across reloads while its settings do not change.
 	Redis *redisconn.Client
 	// sources run the discovery of the clusters that have it.
 	sources map[string]*discovery.Running
+	// registries keep each upstream's live endpoints by address, across
+	// the clusters reloads make for it.
+	registries map[string]*cluster.Registry
 }
 
 // ClusterList returns the clusters sorted by name.
@@ -81,8 +88,12 @@ func Validate(cfg *config.Config) error {
 func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 	var errs config.Errors
 	rt := &Runtime{Config: cfg, Clusters: map[string]*cluster.Cluster{}, defs: map[string]*config.Upstream{}, checkers: map[string]*health.Checker{},
-		limiters: map[string]*routeLimiter{}, sources: map[string]*discovery.Running{}}
+		limiters: map[string]*routeLimiter{}, sources: map[string]*discovery.Running{}, registries: map[string]*cluster.Registry{}}
 	for name, u := range cfg.Upstreams {
+		rt.registries[name] = cluster.NewRegistry()
+		if prev != nil && prev.registries[name] != nil {
+			rt.registries[name] = prev.registries[name]
+		}
 		if prev != nil {
 			if old, ok := prev.defs[name]; ok && reflect.DeepEqual(stripLoc(old), stripLoc(u)) {
 				rt.Clusters[name] = prev.Clusters[name]
@@ -96,7 +107,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 				continue
 			}
 		}
-		c, err := newCluster(name, u)
+		c, err := newCluster(name, u, rt.registries[name])
 		if err != nil {
 			errs = append(errs, cfg.Errorf(u.Pos, u.Path, "%v", err))
 			continue
@@ -140,7 +151,14 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 	preds := route.Predicates()
 	filters := builtin.Filters()
 	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies}
-	table := &proxy.Table{}
+	table := &proxy.Table{TrustedProxies: cfg.Server.TrustedProxies}
+	var prevGlobal *routeLimiter
+	if prev != nil {
+		prevGlobal = prev.global
+	}
+	rt.global = keepLimiter(overload.Options{Limit: cfg.Server.MaxConcurrentRequests,
+		QueueSize: cfg.Server.Queue.Size, QueueTimeout: cfg.Server.Queue.Timeout}, nil, prevGlobal)
+	table.Limit = rt.global.get()
 	global, gerrs := globalFilters(cfg)
 	errs = append(errs, gerrs...)
 	defaults, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters, withRedis(filterEnv(cfg, "", table), rt.Redis))
@@ -181,12 +199,12 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 			Budget:             cluster.NewBudget(r.Retry.BudgetPercent, r.Retry.MinRetries),
 		}
 		chain := filter.Chain(applyRetriers(slices.Concat(global.forRoute(cfg.DefaultFilters, r.Filters), defaults, own), policy), &proxy.Forward{Cluster: c, Policy: policy})
-		routes = append(routes, rr)
 		lim := buildLimiter(r, prev)
 		if lim != nil {
 			rt.limiters[r.ID] = lim
 		}
-		table.Routes = append(table.Routes, &proxy.Route{ID: r.ID, Upstream: r.Upstream, Chain: chain, MaxBodySize: r.MaxBodySize, Limit: lim.get()})
+		rr.Upstream, rr.Chain, rr.MaxBodySize, rr.Limit = r.Upstream, chain, r.MaxBodySize, lim.get()
+		routes = append(routes, rr)
 	}
 	if len(errs) == 0 {
 		m, err := route.NewTable(routes)
@@ -235,23 +253,31 @@ func (rl *routeLimiter) get() *overload.Limiter {
 // same (its adaptive limit and counters go on), a new one otherwise, nil when
 // the route has no limit.
 func buildLimiter(r *config.Route, prev *Runtime) *routeLimiter {
-	rl := &routeLimiter{opt: overload.Options{Limit: r.MaxConcurrentRequests, QueueSize: r.Queue.Size, QueueTimeout: r.Queue.Timeout}}
-	if a := r.AdaptiveConcurrency; a != nil {
+	var old *routeLimiter
+	if prev != nil {
+		old = prev.limiters[r.ID]
+	}
+	return keepLimiter(overload.Options{Limit: r.MaxConcurrentRequests, QueueSize: r.Queue.Size, QueueTimeout: r.Queue.Timeout},
+		r.AdaptiveConcurrency, old)
+}
+
+// keepLimiter returns old if it was made with the same settings, a new
+// limiter otherwise, nil for no limit.
+func keepLimiter(opt overload.Options, a *config.AdaptiveConcurrency, old *routeLimiter) *routeLimiter {
+	rl := &routeLimiter{opt: opt}
+	if a != nil {
 		rl.adp = overload.Adaptive{MinLimit: a.MinLimit, MaxLimit: a.MaxLimit, InitialLimit: a.InitialLimit,
 			Tolerance: a.Tolerance, Window: a.Window, BaselineHalfLife: a.BaselineHalfLife}
 	}
-	if prev != nil {
-		if old := prev.limiters[r.ID]; old != nil && old.opt.Limit == rl.opt.Limit && old.opt.QueueSize == rl.opt.QueueSize &&
-			old.opt.QueueTimeout == rl.opt.QueueTimeout && old.adp == rl.adp {
-			return old
-		}
+	if old != nil && old.opt.Limit == rl.opt.Limit && old.opt.QueueSize == rl.opt.QueueSize &&
+		old.opt.QueueTimeout == rl.opt.QueueTimeout && old.adp == rl.adp && (a != nil) == (old.opt.Adaptive != nil) {
+		return old
 	}
-	opt := rl.opt
-	if r.AdaptiveConcurrency != nil {
+	if a != nil {
 		adp := rl.adp
-		opt.Adaptive = &adp
+		rl.opt.Adaptive = &adp
 	}
-	if rl.l = overload.New(opt); rl.l == nil {
+	if rl.l = overload.New(rl.opt); rl.l == nil {
 		return nil
 	}
 	return rl
@@ -356,7 +382,7 @@ func buildFilters(cfg *config.Config, defs []config.Definition, reg map[string]f
 	return out, errs
 }
 
-func newCluster(name string, u *config.Upstream) (*cluster.Cluster, error) {
+func newCluster(name string, u *config.Upstream, reg *cluster.Registry) (*cluster.Cluster, error) {
 	picker, err := balance.New(u.Balancer, u.HashOn.String())
 	if err != nil {
 		return nil, err
@@ -397,6 +423,8 @@ func newCluster(name string, u *config.Upstream) (*cluster.Cluster, error) {
 			}
 			return pool.New(o)
 		},
+		PoolKey:             poolKey{Protocol: u.Protocol, ConnectTimeout: u.ConnectTimeout, Pool: u.Pool, TLS: deref(u.TLS), HasTLS: u.TLS != nil},
+		Registry:            reg,
 		SlowStart:           u.SlowStart,
 		ConsecutiveFailures: u.OutlierDetection.ConsecutiveFailures,
 		BaseEjection:        u.OutlierDetection.BaseEjectionTime,
@@ -408,6 +436,23 @@ func newCluster(name string, u *config.Upstream) (*cluster.Cluster, error) {
 	}
 	c.SetEndpoints(specs)
 	return c, nil
+}
+
+// poolKey is what an upstream's pools are made from: an endpoint that
+// stays through a reload keeps its pool only while this is unchanged.
+type poolKey struct {
+	Protocol       string
+	ConnectTimeout time.Duration
+	Pool           config.Pool
+	TLS            config.TLS
+	HasTLS         bool
+}
+
+func deref[T any](p *T) (v T) {
+	if p != nil {
+		v = *p
+	}
+	return v
 }
 
 func tlsConfig(t *config.TLS) (*tls.Config, error) {

@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sluice-gw/sluice/internal/config"
@@ -51,10 +53,11 @@ func check(path string, data []byte) (*config.Config, config.Errors, error) {
 
 // Reload reads the config file again and, if it is valid, swaps it in
 // atomically: requests in flight finish on the config they started with;
-// upstreams whose definition did not change keep their clusters (pools,
-// health, counters, discovery); removed or changed ones are drained. An
-// invalid file changes nothing. Either way the outcome is logged and counted
-// (sluice_config_reloads_total).
+// upstreams keep their endpoints' live state (see Build). Every field of the
+// new file is applied, or the reload is refused: an invalid file, one that
+// changes a field only a restart can change (restartOnly), or one without
+// routes that does not say `routes: []`. A refused reload changes nothing.
+// Either way the outcome is logged and counted (sluice_config_reloads_total).
 func (g *Gateway) Reload() error {
 	err := g.reload()
 	g.reloads.Observe(err)
@@ -76,60 +79,119 @@ func (g *Gateway) reload() error {
 	if err != nil {
 		return err
 	}
+	if cfg.Routes == nil {
+		return fmt.Errorf("%s: no routes: a reload to a config without routes would answer every request 404; write `routes: []` to mean it", g.path)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	next, err := Build(cfg, g.runtime)
+	old := g.runtime
+	if changed := restartChanges(old.Config, cfg); len(changed) > 0 {
+		return fmt.Errorf("%s: a restart is needed to change %s; nothing was reloaded", g.path, strings.Join(changed, ", "))
+	}
+	next, err := Build(cfg, old)
 	if err != nil {
 		return err
 	}
+	if err := g.proxy.SetAccessLog(cfg.Log.AccessLog, cfg.Log.AccessFields, cfg.Log.AccessSample2xx); err != nil {
+		Retire(next, old)
+		return err
+	}
 	g.proxy.SetTable(next.Table)
-	old := g.runtime
 	g.runtime = next
 	Retire(old, next)
 	kept := 0
 	for name, c := range next.Clusters {
 		if old.Clusters[name] == c {
 			kept++
+			continue
+		}
+		if next.checkers[name] == nil {
+			c.ClearActiveHealth() // the checks that marked its endpoints are gone
+		}
+		if addrs := next.registries[name].TakeRecreated(); len(addrs) > 0 {
+			g.log.Info("upstream pool options changed: new connection pools for its endpoints", "upstream", name, "endpoints", addrs)
 		}
 	}
 	g.log.Info("reloaded", "file", g.path, "routes", len(cfg.Routes), "upstreams", len(cfg.Upstreams), "upstreams_kept", kept)
-	if changes := listenerChanges(g.listenerConfig, cfg.Server.AllListeners()); len(changes) > 0 {
-		g.log.Warn("listener changes need a restart; the listeners keep serving as started", "file", g.path, "changes", changes)
-	}
 	return nil
 }
 
-// listenerChanges says how the listeners of a new config differ from the
-// ones running, which were bound at start: "added NAME (ADDR)", "removed
-// NAME", "changed NAME" (an address or a connection setting), by name (the
-// metrics label; the primary's is server.listen).
-func listenerChanges(running, next []config.Listener) []string {
-	settings := func(l config.Listener) config.Listener {
-		l.Pos, l.Path = config.Pos{}, "" // where it is written does not matter
-		return l
-	}
-	was := map[string]config.Listener{}
-	for _, l := range running {
-		was[l.Name] = l
-	}
+// restartOnly are the config fields (YAML paths; a path covers what is
+// under it) that a running gateway cannot change: what they configure is
+// made once at start (listeners and their sockets, the admin port, the
+// logger, the span exporter, the file watch). A reload that changes one is
+// refused. Every other field is applied by a reload (appliedByReload);
+// TestReloadClassifiesEveryConfigField keeps the two lists complete.
+var restartOnly = []string{
+	"server.listen", "server.read_header_timeout", "server.idle_timeout", "server.release_idle_after",
+	"server.max_header_bytes", "server.max_connections", "server.keepalive", "server.h2c", "server.tls",
+	"server.listeners",
+	"admin",
+	"log.level", "log.format",
+	"tracing",
+	"reload",
+}
+
+// appliedByReload are the config fields a reload applies: Build makes the
+// routes, upstreams, filters and limits anew (keeping live state), and
+// reload gives the proxy its new table (trusted proxies, global limit) and
+// access log; Stop reads the drain timings in force.
+var appliedByReload = []string{
+	"server.trusted_proxies", "server.response_timeout", "server.max_body_size",
+	"server.max_concurrent_requests", "server.queue",
+	"log.access_log", "log.access_fields", "log.access_sample_2xx",
+	"drain",
+	"redis", "upstreams", "upstream_defaults", "default_filters", "routes", "cors", "compression",
+}
+
+// restartChanges lists the restartOnly fields whose values differ between
+// the running config and next (where a listener is written does not matter).
+func restartChanges(running, next *config.Config) []string {
+	a, b := reflect.ValueOf(withoutPositions(running)), reflect.ValueOf(withoutPositions(next))
 	var out []string
-	kept := map[string]bool{}
-	for _, l := range next {
-		old, ok := was[l.Name]
-		kept[l.Name] = ok
-		switch {
-		case !ok:
-			out = append(out, "added "+l.Name+" ("+l.Listen+")")
-		case !reflect.DeepEqual(settings(old), settings(l)):
-			out = append(out, "changed "+l.Name)
-		}
-	}
-	for _, l := range running {
-		if !kept[l.Name] {
-			out = append(out, "removed "+l.Name)
+	for _, path := range restartOnly {
+		if !reflect.DeepEqual(fieldAt(a, path).Interface(), fieldAt(b, path).Interface()) {
+			out = append(out, path)
 		}
 	}
 	return out
+}
+
+// withoutPositions is a shallow copy of c whose listeners carry no file position.
+func withoutPositions(c *config.Config) config.Config {
+	cp := *c
+	cp.Server.Listeners = slices.Clone(c.Server.Listeners)
+	for i := range cp.Server.Listeners {
+		cp.Server.Listeners[i].Pos, cp.Server.Listeners[i].Path = config.Pos{}, ""
+	}
+	return cp
+}
+
+// fieldAt returns the field of the struct v at a YAML path ("server.tls"),
+// following pointers to structs.
+func fieldAt(v reflect.Value, path string) reflect.Value {
+	for name := range strings.SplitSeq(path, ".") {
+		for v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				v = reflect.Zero(v.Type().Elem())
+			} else {
+				v = v.Elem()
+			}
+		}
+		v = v.FieldByIndex(yamlField(v.Type(), name).Index)
+	}
+	return v
+}
+
+// yamlField is the field of struct type t whose YAML key is name.
+func yamlField(t reflect.Type, name string) reflect.StructField {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if key, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); key == name {
+			return f
+		}
+	}
+	panic("config has no field " + name + " in " + t.Name())
 }
 
 // watch polls the config file every interval and reloads once a change has

@@ -70,15 +70,8 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 	}
 	g := &Gateway{path: path, log: log, runtime: rt, drainCh: make(chan struct{}), metrics: metrics.New(), stopWatch: make(chan struct{})}
 	g.reloads = metrics.NewReloads(g.metrics.Registry)
-	g.proxy = &proxy.Handler{
-		TrustedProxies: cfg.Server.TrustedProxies,
-		Log:            log,
-		AccessLog:      cfg.Log.AccessLog,
-		Observer:       g.metrics,
-		Limit: overload.New(overload.Options{Limit: cfg.Server.MaxConcurrentRequests,
-			QueueSize: cfg.Server.Queue.Size, QueueTimeout: cfg.Server.Queue.Timeout}),
-	}
-	if err := g.proxy.SetAccessLog(cfg.Log.AccessFields, cfg.Log.AccessSample2xx); err != nil {
+	g.proxy = &proxy.Handler{Log: log, Observer: g.metrics}
+	if err := g.proxy.SetAccessLog(cfg.Log.AccessLog, cfg.Log.AccessFields, cfg.Log.AccessSample2xx); err != nil {
 		Retire(rt, &Runtime{})
 		return nil, err
 	}
@@ -112,7 +105,7 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 		Clusters:    func() []*cluster.Cluster { return g.Runtime().ClusterList() },
 		DrainPhase:  func() int { return int(g.drainer.Phase()) },
 		Listeners:   liveListeners,
-		Global:      g.proxy.Limit,
+		Global:      func() *overload.Limiter { return g.Runtime().global.get() },
 		RouteLimits: func() map[string]*overload.Limiter { return g.Runtime().RouteLimiters() },
 	}
 	g.admin = &admin.Admin{
@@ -337,6 +330,9 @@ func (g *Gateway) Draining() <-chan struct{} { return g.drainCh }
 func (g *Gateway) Stop(force context.Context) string {
 	g.Drain()
 	g.stopOnce.Do(func() { close(g.stopWatch) })
+	// The drain's timings as the config in force says (a reload may have changed them).
+	d := g.Runtime().Config.Drain
+	g.drainer.Delay, g.drainer.Timeout = d.Delay, d.Timeout
 	summary := g.drainer.Run(force)
 	if g.adminSv != nil {
 		g.adminSv.Close()

@@ -19,8 +19,9 @@ type Live struct {
 	DrainPhase func() int
 	// Listeners are the proxy listeners, each with its listener label.
 	Listeners []Listener
-	// Global is the gateway-wide concurrency limit; RouteLimits the routes'.
-	Global      *overload.Limiter
+	// Global is the gateway-wide concurrency limit (nil = none); RouteLimits
+	// the routes'. Both are read at scrape time: a reload may replace them.
+	Global      func() *overload.Limiter
 	RouteLimits func() map[string]*overload.Limiter
 }
 
@@ -174,8 +175,8 @@ func (l *Live) Collect(ch chan<- prometheus.Metric) {
 		counter(descLimShed, float64(s.ShedLimit), scope, route, "limit")
 		counter(descLimShed, float64(s.ShedTimeout), scope, route, "queue_timeout")
 	}
-	if l.Global != nil {
-		limit("global", "", l.Global)
+	if g := l.global(); g != nil {
+		limit("global", "", g)
 	}
 	if l.RouteLimits != nil {
 		m := l.RouteLimits()
@@ -188,11 +189,18 @@ func (l *Live) Collect(ch chan<- prometheus.Metric) {
 
 // Saturation is the value of sluice_saturation, for readiness.
 func (l *Live) Saturation() float64 {
-	sat := l.Global.Saturation()
+	sat := l.global().Saturation()
 	if l.RouteLimits != nil {
 		for _, lim := range l.RouteLimits() {
 			sat = max(sat, lim.Saturation())
 		}
 	}
 	return sat
+}
+
+func (l *Live) global() *overload.Limiter {
+	if l.Global == nil {
+		return nil
+	}
+	return l.Global()
 }

@@ -55,11 +55,12 @@ var allFields = func() []accessField {
 	return f
 }()
 
-// SetAccessLog chooses the access log's fields (names of AccessFields, in
-// the order given; nil = all) and the fraction of 2xx responses logged.
-// It must be called before the handler serves.
-func (h *Handler) SetAccessLog(fields []string, sample2xx float64) error {
-	a := accessLog{sample: sample2xx, enabled: true}
+// SetAccessLog turns the access log on or off, and chooses its fields
+// (names of AccessFields, in the order given; nil = all) and the fraction of
+// 2xx responses logged. It may be called while the handler serves (a
+// reload); an error changes nothing.
+func (h *Handler) SetAccessLog(on bool, fields []string, sample2xx float64) error {
+	a := &accessLog{sample: sample2xx, enabled: true}
 	for _, name := range fields {
 		found := false
 		for i, n := range AccessFields {
@@ -75,7 +76,10 @@ func (h *Handler) SetAccessLog(fields []string, sample2xx float64) error {
 	if fields == nil {
 		a.fields = allFields
 	}
-	h.access = a
+	if !on {
+		a = nil
+	}
+	h.access.Store(a)
 	return nil
 }
 
@@ -88,9 +92,9 @@ func (a *accessLog) keep(status int) bool {
 	return a.sample > 0 && rand.Float64() < a.sample
 }
 
-func (h *Handler) logAccess(r *http.Request, ex *exchange.Exchange, status int, reqBytes, respBytes int64) {
-	fields := h.access.fields
-	if !h.access.enabled {
+func (h *Handler) logAccess(a *accessLog, r *http.Request, ex *exchange.Exchange, status int, reqBytes, respBytes int64) {
+	fields := a.fields
+	if !a.enabled {
 		fields = allFields
 	}
 	var buf [numFields]slog.Attr

@@ -32,11 +32,10 @@ func (t *Table) Forward(r *http.Request) (*http.Response, error) {
 	if err := in.Prepare(r); err != nil {
 		return nil, &exchange.Error{Status: http.StatusBadRequest, Reason: exchange.BadRequest, Err: err}
 	}
-	i, ok := t.Match.Match(&in)
+	rt, ok := t.Match.Match(&in)
 	if !ok {
 		return nil, &exchange.Error{Status: http.StatusNotFound, Reason: exchange.NoRoute, Err: errors.New("no route matches forward to " + in.Path)}
 	}
-	rt := t.Routes[i]
 	if ex := exchange.From(r.Context()); ex != nil {
 		ex.Upstream = rt.Upstream
 		ex.Vars = ex.Vars[:0]

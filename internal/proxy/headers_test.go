@@ -161,8 +161,8 @@ func TestMatchAllocations(t *testing.T) {
 	}
 	r := httptest.NewRequest("GET", "/api/hello", nil)
 	ex := &exchange.Exchange{}
-	if i, path, ok, err := match(table, r, ex); !ok || err != nil || i != 0 || path != "/api/hello" {
-		t.Fatalf("match = %d, %q, %v, %v", i, path, ok, err)
+	if rt, path, ok, err := match(table, r, ex); !ok || err != nil || rt.ID != "api" || path != "/api/hello" {
+		t.Fatalf("match = %v, %q, %v, %v", rt, path, ok, err)
 	}
 	if n := testing.AllocsPerRun(100, func() { match(table, r, ex) }); n != 0 {
 		t.Errorf("match: %v allocations, want 0", n)

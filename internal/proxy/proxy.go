@@ -27,23 +27,18 @@ import (
 	"github.com/sluice-gw/sluice/internal/tracing"
 )
 
-// Route is what the proxy needs of a matched route.
-type Route struct {
-	ID       string
-	Upstream string
-	// Chain runs the route's filters, then Forward.
-	Chain http.RoundTripper
-	// MaxBodySize caps the request body (413 beyond). 0 = no cap.
-	MaxBodySize int64
-	// Limit bounds the route's requests in flight; nil = no limit.
-	Limit *overload.Limiter
-}
-
-// Table is one immutable routing snapshot: a reload builds a new one and
-// swaps it in; requests in flight finish on the one they started with.
+// Table is one immutable snapshot of what a config says about serving a
+// request: the routes and the gateway-wide settings. A reload builds a new
+// one and swaps it in; requests in flight finish on the one they started with.
 type Table struct {
-	Match  *route.Table
-	Routes []*Route // indexed like the routes given to route.NewTable
+	// Match holds the routes, each with its chain, limit and body cap.
+	Match *route.Table
+	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded headers are believed.
+	TrustedProxies []netip.Prefix
+	// Limit bounds the gateway's requests in flight; nil = no limit. It is
+	// taken after the route's, so a route at its limit sheds without
+	// holding a global slot.
+	Limit *overload.Limiter
 }
 
 // Forward is the end of every chain: it sends the request to a cluster under
@@ -71,20 +66,13 @@ type Observer interface {
 
 // Handler is the proxy's http.Handler.
 type Handler struct {
-	table atomic.Pointer[Table]
-	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded headers are believed.
-	TrustedProxies []netip.Prefix
-	Log            *slog.Logger
-	AccessLog      bool
-	Observer       Observer
-	// Limit bounds the gateway's requests in flight; nil = no limit. It is
-	// taken after the route's, so a route at its limit sheds without
-	// holding a global slot.
-	Limit *overload.Limiter
+	table    atomic.Pointer[Table]
+	Log      *slog.Logger
+	Observer Observer
 	// Spans, when set, records the gateway's spans (tracing export).
 	Spans SpanStarter
-	// access is the access log's fields and 2xx sampling (SetAccessLog).
-	access accessLog
+	// access is whether and how requests are logged (SetAccessLog); nil = not.
+	access atomic.Pointer[accessLog]
 	// closing makes every response carry Connection: close (drain).
 	closing atomic.Bool
 	ups     upgrades
@@ -128,8 +116,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if end != nil {
 		end(status)
 	}
-	if h.AccessLog && h.Log != nil && h.Log.Enabled(r.Context(), slog.LevelInfo) && h.access.keep(status) {
-		h.logAccess(r, ex, status, reqBytes, cw.n)
+	if a := h.access.Load(); a != nil && h.Log != nil && h.Log.Enabled(r.Context(), slog.LevelInfo) && a.keep(status) {
+		h.logAccess(a, r, ex, status, reqBytes, cw.n)
 	}
 	if cw.cut {
 		// End the client's connection abruptly: a clean end would pass a
@@ -185,14 +173,13 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 		return h.fail(w, ex, err), 0
 	}
 	t := h.table.Load()
-	i, path, ok, err := match(t.Match, r, ex)
+	rt, path, ok, err := match(t.Match, r, ex)
 	if err != nil {
 		return h.fail(w, ex, &exchange.Error{Status: http.StatusBadRequest, Reason: exchange.BadRequest, Err: err}), 0
 	}
 	if !ok {
 		return h.fail(w, ex, &exchange.Error{Status: http.StatusNotFound, Reason: exchange.NoRoute, Err: errors.New("no route matches " + r.Method + " " + path)}), 0
 	}
-	rt := t.Routes[i]
 	ex.RouteID = rt.ID
 	ex.Upstream = rt.Upstream
 	if w.grpc != "" {
@@ -203,18 +190,18 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 	if err := rt.Limit.Acquire(r.Context()); err != nil {
 		return h.shed(w, ex, err), 0
 	}
-	if err := h.Limit.Acquire(r.Context()); err != nil {
+	if err := t.Limit.Acquire(r.Context()); err != nil {
 		rt.Limit.Release(0, false)
 		return h.shed(w, ex, err), 0
 	}
 	var latency time.Duration
 	sampled := false
 	defer func() {
-		h.Limit.Release(latency, sampled)
+		t.Limit.Release(latency, sampled)
 		rt.Limit.Release(latency, sampled)
 	}()
 	peer, _ := netip.ParseAddrPort(r.RemoteAddr)
-	trusted := contains(h.TrustedProxies, peer.Addr())
+	trusted := contains(t.TrustedProxies, peer.Addr())
 
 	body := r.Body
 	if rt.MaxBodySize > 0 {
@@ -257,7 +244,7 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 		out.Header["Connection"] = []string{"Upgrade"}
 		out.Header["Upgrade"] = []string{upgrade}
 	}
-	ex.Client = forwarded(out.Header, r, peer.Addr(), trusted, h.TrustedProxies)
+	ex.Client = forwarded(out.Header, r, peer.Addr(), trusted, t.TrustedProxies)
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = nil // Request.Write adds Go's own otherwise
 	}
@@ -320,7 +307,7 @@ func (h *Handler) copyResponse(w *countingWriter, resp *http.Response, ex *excha
 		} else {
 			ex.Reason = exchange.UpstreamResetAfterStart
 		}
-		if h.AccessLog && h.Log != nil {
+		if h.access.Load() != nil && h.Log != nil {
 			h.Log.LogAttrs(context.Background(), slog.LevelWarn, "response cut", slog.String("route", ex.RouteID),
 				slog.String("endpoint", ex.Endpoint), slog.String("reason", ex.Reason), slog.String("error", err.Error()))
 		}

@@ -42,8 +42,8 @@ func Example() {
 	if err := in.Prepare(httptest.NewRequest("GET", "/static/../files/a/b.txt", nil)); err != nil {
 		panic(err)
 	}
-	i, ok := table.Match(&in)
+	rt, ok := table.Match(&in)
 	rest, _ := in.Vars.Get("rest")
-	fmt.Println(routes[i].ID, ok, in.Path, rest)
+	fmt.Println(rt.ID, ok, in.Path, rest)
 	// Output: files true /files/a/b.txt /a/b.txt
 }

@@ -88,3 +88,13 @@ type argsSpec struct {
 func (s argsSpec) bind(fields []string) (args.Args, error) {
 	return args.Spec{Positional: s.positional, Named: s.named}.Bind(fields)
 }
+
+// matchIndex is Table.Match as the index of the route in the slice given
+// to NewTable (-1 for none).
+func matchIndex(t *Table, in *Input) (int, bool) {
+	r, ok := t.Match(in)
+	if !ok {
+		return -1, false
+	}
+	return r.index, true
+}

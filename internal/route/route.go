@@ -8,7 +8,7 @@
 //
 //	var in route.Input
 //	if err := in.Prepare(r); err != nil { /* 400 */ }
-//	i, ok := table.Match(&in) // in.Vars now holds the route's {vars}
+//	rt, ok := table.Match(&in) // in.Vars now holds the route's {vars}
 //
 // Predicates see the cleaned, decoded path (Input.Path), never the raw one.
 // The proxy must forward that same cleaned path, so that a backend cannot be
@@ -20,6 +20,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/sluice-gw/sluice/internal/overload"
 )
 
 // Input is one request as the predicates see it. The proxy fills it once per
@@ -178,4 +180,14 @@ type Route struct {
 	// declaration order.
 	Order      int
 	Predicates []Predicate
+	// Upstream names the backend the chain ends at (logs, metrics).
+	Upstream string
+	// Chain runs the route's filters, then forwards to its upstream.
+	Chain http.RoundTripper
+	// MaxBodySize caps the request body (413 beyond). 0 = no cap.
+	MaxBodySize int64
+	// Limit bounds the route's requests in flight; nil = no limit.
+	Limit *overload.Limiter
+
+	index int // in the slice given to NewTable
 }

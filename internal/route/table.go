@@ -35,6 +35,7 @@ func NewTable(routes []Route) (*Table, error) {
 	}
 	for i, r := range routes {
 		r.Predicates = slices.Clone(r.Predicates)
+		r.index = i
 		t.routes[i] = r
 	}
 	var err error
@@ -78,12 +79,12 @@ func indexKeys(r Route) ([]string, bool) {
 	return nil, false
 }
 
-// Match returns the index (into the slice given to NewTable) of the first
-// route whose predicates all match in, and fills in.Vars with that route's
+// Match returns the first route whose predicates all match in (the table's
+// own copy: do not modify it), and fills in.Vars with that route's
 // variables. in must have been filled by Prepare. Match does not allocate
 // unless a predicate does (regexp captures mixed with text in one segment,
 // encoded query keys).
-func (t *Table) Match(in *Input) (int, bool) {
+func (t *Table) Match(in *Input) (*Route, bool) {
 	if t.weighted {
 		in.rand = rand.Uint64()
 	}
@@ -99,11 +100,11 @@ func (t *Table) Match(in *Input) (int, bool) {
 		i := t.byRank[rank]
 		in.Vars.n = 0
 		if matchAll(t.routes[i].Predicates, in) {
-			return i, true
+			return &t.routes[i], true
 		}
 	}
 	in.Vars.n = 0
-	return -1, false
+	return nil, false
 }
 
 func matchAll(preds []Predicate, in *Input) bool {

@@ -68,7 +68,7 @@ func TestTableMatch(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			in := mustInput(t, cmpOr(tc.method, http.MethodGet), tc.target, tc.edit)
-			i, ok := tab.Match(in)
+			i, ok := matchIndex(tab, in)
 			if !ok {
 				t.Fatalf("no match, want %s", tc.want)
 			}
@@ -88,7 +88,7 @@ func TestTableMatch(t *testing.T) {
 func TestTableNoMatch(t *testing.T) {
 	tab := mustTable(t, []routeSpec{{id: "a", predicates: []string{"Path=/a/{x}", "Method=POST"}}})
 	in := mustInput(t, http.MethodGet, "/a/1", nil)
-	if i, ok := tab.Match(in); ok {
+	if i, ok := matchIndex(tab, in); ok {
 		t.Fatalf("matched %d, want no match", i)
 	}
 	if in.Vars.Len() != 0 {
@@ -123,7 +123,7 @@ func TestPathSafety(t *testing.T) {
 	} {
 		t.Run(target, func(t *testing.T) {
 			in := mustInput(t, http.MethodGet, target, nil)
-			if i, ok := tab.Match(in); ok {
+			if i, ok := matchIndex(tab, in); ok {
 				t.Errorf("%s (cleaned %q) matched route %d", target, in.Path, i)
 			}
 			if in.Path != "/admin" {
@@ -133,7 +133,7 @@ func TestPathSafety(t *testing.T) {
 	}
 	t.Run("admin with params still needs the admin route", func(t *testing.T) {
 		in := mustInput(t, http.MethodGet, "/admin;x=1/secret", nil)
-		if _, ok := tab.Match(in); ok {
+		if _, ok := matchIndex(tab, in); ok {
 			t.Errorf("/admin;x=1/secret matched without X-Admin-Token")
 		}
 	})
@@ -159,7 +159,7 @@ func TestTableConcurrentMatch(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				idx, ok := tab.Match(&in)
+				idx, ok := matchIndex(tab, &in)
 				if !ok || idx != 2*n {
 					t.Errorf("/svc%d/users/%d matched %d, want %d", n, i, idx, 2*n)
 					return
@@ -192,7 +192,7 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 	tab := benchTable(t, 1000)
 	in := mustInput(t, http.MethodGet, "/svc498/users/42", nil)
 	allocs := testing.AllocsPerRun(100, func() {
-		if i, ok := tab.Match(in); !ok || i != 996 {
+		if i, ok := matchIndex(tab, in); !ok || i != 996 {
 			t.Fatalf("matched %d, %v", i, ok)
 		}
 	})
@@ -216,7 +216,7 @@ func BenchmarkMatch1000(b *testing.B) {
 			in := mustInput(b, http.MethodGet, tc.target, nil)
 			b.ReportAllocs()
 			for b.Loop() {
-				if i, ok := tab.Match(in); !ok || i != tc.want {
+				if i, ok := matchIndex(tab, in); !ok || i != tc.want {
 					b.Fatalf("matched %d, %v; want %d", i, ok, tc.want)
 				}
 			}
@@ -234,7 +234,7 @@ func BenchmarkPrepareMatch1000(b *testing.B) {
 		if err := in.Prepare(r); err != nil {
 			b.Fatal(err)
 		}
-		if _, ok := tab.Match(&in); !ok {
+		if _, ok := matchIndex(tab, &in); !ok {
 			b.Fatal("no match")
 		}
 	}
@@ -300,7 +300,7 @@ func TestTableMatchesLinearScan(t *testing.T) {
 		for _, p := range paths {
 			for _, method := range []string{"GET", "POST"} {
 				in := mustInput(t, method, p, nil)
-				got, gotOK := tab.Match(in)
+				got, gotOK := matchIndex(tab, in)
 				want, wantOK := -1, false
 				for _, i := range byRank {
 					if matchAll(tab.routes[i].Predicates, in) {

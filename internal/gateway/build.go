@@ -185,7 +185,8 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 		if lim != nil {
 			rt.limiters[r.ID] = lim
 		}
-		table.Routes = append(table.Routes, &proxy.Route{ID: r.ID, Upstream: r.Upstream, Chain: chain, MaxBodySize: r.MaxBodySize, Limit: lim.get()})
+		table.Routes = append(table.Routes, &proxy.Route{ID: r.ID, Upstream: r.Upstream, Chain: chain, MaxBodySize: r.MaxBodySize, Limit: lim.get(),
+			Body: routeBody(r)})
 	}
 	if len(errs) == 0 {
 		m, err := route.NewTable(routes)
@@ -454,4 +455,13 @@ func suggest(name string, known []string) string {
 		return " (did you mean " + s + "?)"
 	}
 	return ""
+}
+
+// routeBody is a route's change to its listener's body limits; nil when it
+// sets none.
+func routeBody(r *config.Route) *proxy.RouteBody {
+	if r.BodyTimeout == nil && r.BodyMinRate == nil {
+		return nil
+	}
+	return &proxy.RouteBody{Timeout: r.BodyTimeout, MinRate: r.BodyMinRate}
 }

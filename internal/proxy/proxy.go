@@ -37,6 +37,8 @@ type Route struct {
 	MaxBodySize int64
 	// Limit bounds the route's requests in flight; nil = no limit.
 	Limit *overload.Limiter
+	// Body, when set, changes the listener's BodyLimits for the route.
+	Body *RouteBody
 }
 
 // Table is one immutable routing snapshot: a reload builds a new one and
@@ -198,6 +200,7 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 	rt := t.Routes[i]
 	ex.RouteID = rt.ID
 	ex.Upstream = rt.Upstream
+	routeBody(r, rt.Body)
 	if err := rt.Limit.Acquire(r.Context()); err != nil {
 		return h.shed(w, ex, err), 0
 	}
@@ -232,7 +235,7 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 				if errors.As(err, &mbe) {
 					return h.fail(w, ex, tooLarge(rt.MaxBodySize)), int64(len(b))
 				}
-				return h.fail(w, ex, &exchange.Error{Status: http.StatusBadRequest, Reason: exchange.ClientBodyError, Err: err}), int64(len(b))
+				return h.fail(w, ex, bodyTimedOut(r, &exchange.Error{Status: http.StatusBadRequest, Reason: exchange.ClientBodyError, Err: err})), int64(len(b))
 			}
 			body = io.NopCloser(bytes.NewReader(b))
 			r.ContentLength, r.TransferEncoding = int64(len(b)), nil
@@ -268,7 +271,7 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 		if errors.As(err, &mbe) {
 			err = tooLarge(mbe.Limit)
 		}
-		return h.fail(w, ex, err), counted.n
+		return h.fail(w, ex, bodyTimedOut(r, err)), counted.n
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return h.switchProtocols(w, r, resp, ex), counted.n

@@ -72,10 +72,13 @@ type Server struct {
 	Listen string `yaml:"listen"` // host:port
 	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded headers
 	// are believed. A single IP is stored as a full-length prefix.
-	TrustedProxies    []netip.Prefix `yaml:"trusted_proxies"`
-	ResponseTimeout   time.Duration  `yaml:"response_timeout"` // default for routes; 0 = none
-	ReadHeaderTimeout time.Duration  `yaml:"read_header_timeout"`
-	IdleTimeout       time.Duration  `yaml:"idle_timeout"`
+	TrustedProxies []netip.Prefix `yaml:"trusted_proxies"`
+	// UntrustedHeaders are request headers removed unless the peer is one
+	// of TrustedProxies: forged client addresses and original paths.
+	UntrustedHeaders  []string      `yaml:"untrusted_headers"`
+	ResponseTimeout   time.Duration `yaml:"response_timeout"` // default for routes; 0 = none
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	// ReleaseIdleAfter: a plain-text HTTP/1.1 keep-alive connection idle
 	// this long gives its goroutine and buffers back until the client
 	// sends again (about 15 KiB less per idle connection). 0 = never.
@@ -395,6 +398,10 @@ type Definition struct {
 	Path string // like "routes[0].predicates[1]"
 }
 
+// DefaultUntrustedHeaders is server.untrusted_headers unless the file sets it.
+var DefaultUntrustedHeaders = []string{"X-Real-IP", "True-Client-IP", "X-Client-IP", "X-Cluster-Client-IP",
+	"X-Forwarded-Prefix", "X-Forwarded-Server", "X-Original-URL", "X-Rewrite-URL"}
+
 // Pos is a position in the file; Line and Col start at 1.
 type Pos struct {
 	Line, Col int
@@ -459,6 +466,7 @@ func defaultConfig() *Config {
 	return &Config{
 		Server: Server{
 			Listen:            "127.0.0.1:8080",
+			UntrustedHeaders:  slices.Clone(DefaultUntrustedHeaders),
 			ResponseTimeout:   30 * time.Second,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       75 * time.Second,

@@ -13,7 +13,7 @@ import (
 
 // gatewayWide are the server keys that apply to the whole gateway and so
 // have no place in one listener.
-var gatewayWide = []string{"trusted_proxies", "response_timeout", "max_body_size", "max_concurrent_requests", "queue"}
+var gatewayWide = []string{"trusted_proxies", "untrusted_headers", "response_timeout", "max_body_size", "max_concurrent_requests", "queue"}
 
 // unmarshalNode decodes a listener, saying so when it holds a key that only
 // the server block has.

@@ -71,10 +71,11 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 	g := &Gateway{path: path, log: log, runtime: rt, drainCh: make(chan struct{}), metrics: metrics.New(), stopWatch: make(chan struct{})}
 	g.reloads = metrics.NewReloads(g.metrics.Registry)
 	g.proxy = &proxy.Handler{
-		TrustedProxies: cfg.Server.TrustedProxies,
-		Log:            log,
-		AccessLog:      cfg.Log.AccessLog,
-		Observer:       g.metrics,
+		TrustedProxies:   cfg.Server.TrustedProxies,
+		UntrustedHeaders: canonicalHeaders(cfg.Server.UntrustedHeaders),
+		Log:              log,
+		AccessLog:        cfg.Log.AccessLog,
+		Observer:         g.metrics,
 		Limit: overload.New(overload.Options{Limit: cfg.Server.MaxConcurrentRequests,
 			QueueSize: cfg.Server.Queue.Size, QueueTimeout: cfg.Server.Queue.Timeout}),
 	}
@@ -407,4 +408,13 @@ func describe(d config.Definition) string {
 		s += " " + k + "=" + strings.Join(d.Named[k], ",")
 	}
 	return s
+}
+
+// canonicalHeaders returns names in their canonical form.
+func canonicalHeaders(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = http.CanonicalHeaderKey(n)
+	}
+	return out
 }

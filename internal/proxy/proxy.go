@@ -76,6 +76,9 @@ type Handler struct {
 	table atomic.Pointer[Table]
 	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded headers are believed.
 	TrustedProxies []netip.Prefix
+	// UntrustedHeaders (canonical names) are removed from requests whose
+	// peer is not a trusted proxy.
+	UntrustedHeaders []string
 	Log            *slog.Logger
 	AccessLog      bool
 	Observer       Observer
@@ -257,6 +260,9 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 	if upgrade != "" {
 		out.Header["Connection"] = []string{"Upgrade"}
 		out.Header["Upgrade"] = []string{upgrade}
+	}
+	if !trusted {
+		stripUntrusted(out.Header, h.UntrustedHeaders)
 	}
 	ex.Client = forwarded(out.Header, r, peer.Addr(), trusted, h.TrustedProxies)
 	if _, ok := out.Header["User-Agent"]; !ok {

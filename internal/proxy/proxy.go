@@ -79,9 +79,9 @@ type Handler struct {
 	// UntrustedHeaders (canonical names) are removed from requests whose
 	// peer is not a trusted proxy.
 	UntrustedHeaders []string
-	Log            *slog.Logger
-	AccessLog      bool
-	Observer       Observer
+	Log              *slog.Logger
+	AccessLog        bool
+	Observer         Observer
 	// Limit bounds the gateway's requests in flight; nil = no limit. It is
 	// taken after the route's, so a route at its limit sheds without
 	// holding a global slot.

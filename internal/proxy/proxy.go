@@ -76,18 +76,18 @@ type Handler struct {
 	table atomic.Pointer[Table]
 	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded headers are believed.
 	TrustedProxies []netip.Prefix
-	// UntrustedHeaders (canonical names) are removed from requests whose
-	// peer is not a trusted proxy.
-	UntrustedHeaders []string
-	Log              *slog.Logger
-	AccessLog        bool
-	Observer         Observer
+	Log            *slog.Logger
+	AccessLog      bool
+	Observer       Observer
 	// Limit bounds the gateway's requests in flight; nil = no limit. It is
 	// taken after the route's, so a route at its limit sheds without
 	// holding a global slot.
 	Limit *overload.Limiter
 	// Spans, when set, records the gateway's spans (tracing export).
 	Spans SpanStarter
+	// UntrustedHeaders (canonical names) are removed from requests whose
+	// peer is not a trusted proxy.
+	UntrustedHeaders []string
 	// access is the access log's fields and 2xx sampling (SetAccessLog).
 	access accessLog
 	// closing makes every response carry Connection: close (drain).

@@ -72,16 +72,25 @@ type Server struct {
 	Listen string `yaml:"listen"` // host:port
 	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded headers
 	// are believed. A single IP is stored as a full-length prefix.
-	TrustedProxies    []netip.Prefix `yaml:"trusted_proxies"`
-	ResponseTimeout   time.Duration  `yaml:"response_timeout"` // default for routes; 0 = none
-	ReadHeaderTimeout time.Duration  `yaml:"read_header_timeout"`
-	IdleTimeout       time.Duration  `yaml:"idle_timeout"`
+	TrustedProxies []netip.Prefix `yaml:"trusted_proxies"`
+	// UntrustedHeaders are request headers removed unless the peer is one
+	// of TrustedProxies: forged client addresses and original paths.
+	UntrustedHeaders  []string      `yaml:"untrusted_headers"`
+	ResponseTimeout   time.Duration `yaml:"response_timeout"` // default for routes; 0 = none
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	// ReleaseIdleAfter: a plain-text HTTP/1.1 keep-alive connection idle
 	// this long gives its goroutine and buffers back until the client
 	// sends again (about 15 KiB less per idle connection). 0 = never.
 	ReleaseIdleAfter time.Duration `yaml:"release_idle_after"`
 	MaxHeaderBytes   int64         `yaml:"max_header_bytes,size"`
 	MaxBodySize      int64         `yaml:"max_body_size,size"` // default for routes; 0 = unlimited
+	// BodyTimeout is the longest wait for the next bytes of a request body
+	// (nginx's client_body_timeout); 0 = none. BodyMinRate is the slowest
+	// average rate of a body, bytes per second, after its first 5 seconds;
+	// 0 = none. A body breaking either is answered 408. Routes may override both.
+	BodyTimeout time.Duration `yaml:"body_timeout"`
+	BodyMinRate int64         `yaml:"body_min_rate,size"`
 	// MaxConnections caps open client connections; more are refused at once. 0 = no cap.
 	MaxConnections int `yaml:"max_connections"`
 	// KeepAlive is the TCP keepalive of accepted sockets.
@@ -111,6 +120,8 @@ type Listener struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	ReleaseIdleAfter  time.Duration `yaml:"release_idle_after"`
 	MaxHeaderBytes    int64         `yaml:"max_header_bytes,size"`
+	BodyTimeout       time.Duration `yaml:"body_timeout"`
+	BodyMinRate       int64         `yaml:"body_min_rate,size"`
 	MaxConnections    int           `yaml:"max_connections"` // 0 = no cap
 	KeepAlive         TCPKeepAlive  `yaml:"keepalive"`
 	H2C               bool          `yaml:"h2c"`
@@ -128,7 +139,8 @@ func (s *Server) Primary() Listener {
 	return Listener{
 		Name: s.Listen, Listen: s.Listen, ReadHeaderTimeout: s.ReadHeaderTimeout, IdleTimeout: s.IdleTimeout,
 		ReleaseIdleAfter: s.ReleaseIdleAfter,
-		MaxHeaderBytes:   s.MaxHeaderBytes, MaxConnections: s.MaxConnections, KeepAlive: s.KeepAlive, H2C: s.H2C,
+		MaxHeaderBytes:   s.MaxHeaderBytes, BodyTimeout: s.BodyTimeout, BodyMinRate: s.BodyMinRate,
+		MaxConnections: s.MaxConnections, KeepAlive: s.KeepAlive, H2C: s.H2C,
 		TLS: s.TLS, Path: "server",
 	}
 }
@@ -339,7 +351,10 @@ type Route struct {
 	// ResponseTimeout and MaxBodySize default to the server's.
 	ResponseTimeout time.Duration `yaml:"response_timeout"`
 	MaxBodySize     int64         `yaml:"max_body_size,size"`
-	Retry           Retry         `yaml:"retry"`
+	// BodyTimeout and BodyMinRate, when set, replace the listener's.
+	BodyTimeout *time.Duration `yaml:"body_timeout"`
+	BodyMinRate *int64         `yaml:"body_min_rate,size"`
+	Retry       Retry          `yaml:"retry"`
 	// MaxConcurrentRequests caps the route's requests in flight (the
 	// adaptive limit's ceiling when both are set). 0 = no cap.
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
@@ -386,6 +401,10 @@ type Definition struct {
 	Pos  Pos    // of the list item
 	Path string // like "routes[0].predicates[1]"
 }
+
+// DefaultUntrustedHeaders is server.untrusted_headers unless the file sets it.
+var DefaultUntrustedHeaders = []string{"X-Real-IP", "True-Client-IP", "X-Client-IP", "X-Cluster-Client-IP",
+	"X-Forwarded-Prefix", "X-Forwarded-Server", "X-Original-URL", "X-Rewrite-URL"}
 
 // Pos is a position in the file; Line and Col start at 1.
 type Pos struct {
@@ -451,11 +470,14 @@ func defaultConfig() *Config {
 	return &Config{
 		Server: Server{
 			Listen:            "127.0.0.1:8080",
+			UntrustedHeaders:  slices.Clone(DefaultUntrustedHeaders),
 			ResponseTimeout:   30 * time.Second,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       75 * time.Second,
 			ReleaseIdleAfter:  time.Second,
 			MaxHeaderBytes:    64 << 10,
+			BodyTimeout:       60 * time.Second,
+			BodyMinRate:       240,
 			KeepAlive:         TCPKeepAlive{Enabled: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4},
 			H2C:               true,
 		},

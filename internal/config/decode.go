@@ -450,6 +450,10 @@ func (d *decoder) size(n *yaml.Node, v reflect.Value, path string) {
 		d.errorf(pos(n), path, "%q is not a size (like 65536, 64KiB or 10MB)", s)
 		return
 	}
+	if v.Kind() == reflect.Pointer { // optional: nil when not written
+		v.Set(reflect.New(v.Type().Elem()))
+		v = v.Elem()
+	}
 	v.SetInt(b)
 }
 

@@ -13,7 +13,7 @@ import (
 
 // gatewayWide are the server keys that apply to the whole gateway and so
 // have no place in one listener.
-var gatewayWide = []string{"trusted_proxies", "response_timeout", "max_body_size", "max_concurrent_requests", "queue"}
+var gatewayWide = []string{"trusted_proxies", "untrusted_headers", "response_timeout", "max_body_size", "max_concurrent_requests", "queue"}
 
 // unmarshalNode decodes a listener, saying so when it holds a key that only
 // the server block has.
@@ -73,6 +73,8 @@ var listenerFields = []struct {
 	{"idle_timeout", func(l *Listener, s *Server) { l.IdleTimeout = s.IdleTimeout }},
 	{"release_idle_after", func(l *Listener, s *Server) { l.ReleaseIdleAfter = s.ReleaseIdleAfter }},
 	{"max_header_bytes", func(l *Listener, s *Server) { l.MaxHeaderBytes = s.MaxHeaderBytes }},
+	{"body_timeout", func(l *Listener, s *Server) { l.BodyTimeout = s.BodyTimeout }},
+	{"body_min_rate", func(l *Listener, s *Server) { l.BodyMinRate = s.BodyMinRate }},
 	{"max_connections", func(l *Listener, s *Server) { l.MaxConnections = s.MaxConnections }},
 	{"keepalive.enabled", func(l *Listener, s *Server) { l.KeepAlive.Enabled = s.KeepAlive.Enabled }},
 	{"keepalive.idle", func(l *Listener, s *Server) { l.KeepAlive.Idle = s.KeepAlive.Idle }},

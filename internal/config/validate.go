@@ -33,6 +33,11 @@ func (d *decoder) validate(c *Config) {
 		}
 	}
 	d.checkListeners(&c.Server)
+	for i, h := range c.Server.UntrustedHeaders {
+		if !validHeaderName(h) {
+			d.invalid(fmt.Sprintf("server.untrusted_headers[%d]", i), "%q is not a header name", h)
+		}
+	}
 	switch c.Admin.Listen {
 	case "", "off":
 		c.Admin.Listen = ""
@@ -307,4 +312,15 @@ func (d *decoder) oneOf(path, v string, allowed ...string) {
 		return
 	}
 	d.invalid(path, "%q is not one of %s", v, strings.Join(allowed, ", "))
+}
+
+// validHeaderName: a field name is a non-empty token (RFC 9110 §5.1).
+func validHeaderName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
 }

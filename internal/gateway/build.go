@@ -151,7 +151,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 	preds := route.Predicates()
 	filters := builtin.Filters()
 	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies}
-	table := &proxy.Table{TrustedProxies: cfg.Server.TrustedProxies}
+	table := &proxy.Table{TrustedProxies: cfg.Server.TrustedProxies, UntrustedHeaders: canonicalHeaders(cfg.Server.UntrustedHeaders)}
 	var prevGlobal *routeLimiter
 	if prev != nil {
 		prevGlobal = prev.global
@@ -203,7 +203,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 		if lim != nil {
 			rt.limiters[r.ID] = lim
 		}
-		rr.Upstream, rr.Chain, rr.MaxBodySize, rr.Limit = r.Upstream, chain, r.MaxBodySize, lim.get()
+		rr.Upstream, rr.Chain, rr.MaxBodySize, rr.Limit, rr.Body = r.Upstream, chain, r.MaxBodySize, lim.get(), routeBody(r)
 		routes = append(routes, rr)
 	}
 	if len(errs) == 0 {
@@ -500,4 +500,13 @@ func suggest(name string, known []string) string {
 		return " (did you mean " + s + "?)"
 	}
 	return ""
+}
+
+// routeBody is a route's change to its listener's body limits; nil when it
+// sets none.
+func routeBody(r *config.Route) *route.BodyLimits {
+	if r.BodyTimeout == nil && r.BodyMinRate == nil {
+		return nil
+	}
+	return &route.BodyLimits{Timeout: r.BodyTimeout, MinRate: r.BodyMinRate}
 }

@@ -125,6 +125,7 @@ func (g *Gateway) reload() error {
 var restartOnly = []string{
 	"server.listen", "server.read_header_timeout", "server.idle_timeout", "server.release_idle_after",
 	"server.max_header_bytes", "server.max_connections", "server.keepalive", "server.h2c", "server.tls",
+	"server.body_timeout", "server.body_min_rate",
 	"server.listeners",
 	"admin",
 	"log.level", "log.format",
@@ -137,7 +138,7 @@ var restartOnly = []string{
 // reload gives the proxy its new table (trusted proxies, global limit) and
 // access log; Stop reads the drain timings in force.
 var appliedByReload = []string{
-	"server.trusted_proxies", "server.response_timeout", "server.max_body_size",
+	"server.trusted_proxies", "server.untrusted_headers", "server.response_timeout", "server.max_body_size",
 	"server.max_concurrent_requests", "server.queue",
 	"log.access_log", "log.access_fields", "log.access_sample_2xx",
 	"drain",

@@ -199,7 +199,8 @@ func (g *Gateway) listen(l config.Listener, tlsConfigs map[*config.ServerTLS]*tl
 			tlsConfigs[t] = opt.TLS
 		}
 	}
-	h := &listenerHandler{proxy: g.proxy, requests: g.metrics.Downstream(l.Name)}
+	h := &listenerHandler{proxy: g.proxy, requests: g.metrics.Downstream(l.Name),
+		body: proxy.BodyLimits{Timeout: l.BodyTimeout, MinRate: l.BodyMinRate, MinRateGrace: bodyMinRateGrace}}
 	if l.IdleTimeout >= time.Second {
 		// Tell HTTP/1.1 clients when this listener will close an idle
 		// connection, so careful ones retire it first (as Sluice's own pools
@@ -231,13 +232,19 @@ type listenerHandler struct {
 	// ("timeout=75"), from the listener's idle timeout; "" = none.
 	keepAlive string
 	requests  *metrics.Downstream
+	body      proxy.BodyLimits
 }
+
+// bodyMinRateGrace is how long a request body may arrive slower than
+// body_min_rate at its start (Kestrel's grace period).
+const bodyMinRateGrace = 5 * time.Second
 
 func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.requests.Request(r.Proto)
 	if h.keepAlive != "" && r.ProtoMajor == 1 && !r.Close && !h.proxy.Closing() {
 		w.Header().Set("Keep-Alive", h.keepAlive)
 	}
+	proxy.LimitBody(w, r, h.body)
 	h.proxy.ServeHTTP(w, r)
 }
 
@@ -396,4 +403,13 @@ func describe(d config.Definition) string {
 		s += " " + k + "=" + strings.Join(d.Named[k], ",")
 	}
 	return s
+}
+
+// canonicalHeaders returns names in their canonical form.
+func canonicalHeaders(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = http.CanonicalHeaderKey(n)
+	}
+	return out
 }

@@ -230,3 +230,12 @@ func itoa(n int) string {
 	}
 	return string(b[i:])
 }
+
+// stripUntrusted deletes keys (canonical header names) from h: headers
+// that claim a client's address or the path a front proxy saw, forged when
+// the peer is not a trusted proxy.
+func stripUntrusted(h http.Header, keys []string) {
+	for _, k := range keys {
+		delete(h, k)
+	}
+}

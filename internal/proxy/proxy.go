@@ -35,6 +35,9 @@ type Table struct {
 	Match *route.Table
 	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded headers are believed.
 	TrustedProxies []netip.Prefix
+	// UntrustedHeaders (canonical names) are removed from requests whose
+	// peer is not a trusted proxy.
+	UntrustedHeaders []string
 	// Limit bounds the gateway's requests in flight; nil = no limit. It is
 	// taken after the route's, so a route at its limit sheds without
 	// holding a global slot.
@@ -187,6 +190,7 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 			ex.Deadline = ex.Start.Add(d)
 		}
 	}
+	routeBody(r, rt.Body)
 	if err := rt.Limit.Acquire(r.Context()); err != nil {
 		return h.shed(w, ex, err), 0
 	}
@@ -221,7 +225,7 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 				if errors.As(err, &mbe) {
 					return h.fail(w, ex, tooLarge(rt.MaxBodySize)), int64(len(b))
 				}
-				return h.fail(w, ex, &exchange.Error{Status: http.StatusBadRequest, Reason: exchange.ClientBodyError, Err: err}), int64(len(b))
+				return h.fail(w, ex, bodyTimedOut(r, &exchange.Error{Status: http.StatusBadRequest, Reason: exchange.ClientBodyError, Err: err})), int64(len(b))
 			}
 			body = io.NopCloser(bytes.NewReader(b))
 			r.ContentLength, r.TransferEncoding = int64(len(b)), nil
@@ -244,6 +248,9 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 		out.Header["Connection"] = []string{"Upgrade"}
 		out.Header["Upgrade"] = []string{upgrade}
 	}
+	if !trusted {
+		stripUntrusted(out.Header, t.UntrustedHeaders)
+	}
 	ex.Client = forwarded(out.Header, r, peer.Addr(), trusted, t.TrustedProxies)
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = nil // Request.Write adds Go's own otherwise
@@ -257,7 +264,7 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 		if errors.As(err, &mbe) {
 			err = tooLarge(mbe.Limit)
 		}
-		return h.fail(w, ex, err), counted.n
+		return h.fail(w, ex, bodyTimedOut(r, err)), counted.n
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		status, in := h.switchProtocols(w, r, resp, ex)

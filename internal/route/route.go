@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/sluice-gw/sluice/internal/overload"
 )
@@ -172,6 +173,13 @@ type Predicate interface {
 	Match(in *Input) bool
 }
 
+// BodyLimits are a route's change to its listener's request-body timeout
+// and minimum rate: a nil field keeps the listener's value.
+type BodyLimits struct {
+	Timeout *time.Duration
+	MinRate *int64
+}
+
 // A Route is one compiled route: it matches a request when all its Predicates
 // do (a route without predicates matches every request).
 type Route struct {
@@ -188,6 +196,8 @@ type Route struct {
 	MaxBodySize int64
 	// Limit bounds the route's requests in flight; nil = no limit.
 	Limit *overload.Limiter
+	// Body, when set, changes the listener's request-body limits for the route.
+	Body *BodyLimits
 
 	index int // in the slice given to NewTable
 }

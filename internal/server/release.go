@@ -72,6 +72,9 @@ type clientConn struct {
 	// only then may the waiter give it back.
 	handedBack chan struct{}
 	closeOnce  sync.Once
+	// head copies what is read while net/http waits for a request head;
+	// nil under TLS (framing.go).
+	head *headTap
 }
 
 // readEnd is how a client connection's last failed read ended.
@@ -132,6 +135,9 @@ func (c *clientConn) read(p []byte) (int, error) {
 			c.h2c.Store(true)
 			c.noRelease.Store(true)
 		}
+		if c.head != nil && !c.active.Load() && !c.h2c.Load() {
+			c.head.add(p[:n])
+		}
 	}
 	return n, err
 }
@@ -148,6 +154,9 @@ func (c *clientConn) idleRead(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && !c.s.stopping.Load() {
 		c.base = nil // it points into net/http's buffer, which must go back
+		if c.head != nil {
+			c.head.reset(true)
+		}
 		c.releasing.Store(true)
 		return 0, errReleased
 	}

@@ -145,7 +145,8 @@ func Listen(opt Options, h http.Handler, log *slog.Logger) (*Server, error) {
 	s.srv = &http.Server{
 		Protocols:         &protocols,
 		TLSConfig:         opt.TLS,
-		Handler:           h,
+		Handler:           framingGuard{next: h},
+		ConnContext:       withConn,
 		ReadHeaderTimeout: opt.ReadHeaderTimeout,
 		IdleTimeout:       opt.IdleTimeout,
 		MaxHeaderBytes:    opt.MaxHeaderBytes,
@@ -222,6 +223,9 @@ func (s *Server) connState(c net.Conn, st http.ConnState) {
 				ci.idleSince = time.Now()
 				if cc != nil {
 					cc.idle.Store(true)
+					if cc.head != nil {
+						cc.head.reset(false)
+					}
 				}
 			}
 		}
@@ -403,9 +407,23 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		l.s.open.Add(1)
 		cc := &clientConn{Conn: c, s: l.s}
+		if l.s.opt.TLS == nil {
+			cc.head = &headTap{max: l.s.headLimit()}
+		}
 		if l.s.rl != nil {
 			cc.handedBack = make(chan struct{}, 1)
 		}
 		return cc, nil
 	}
+}
+
+// headLimit bounds the bytes a connection's headTap keeps: what net/http
+// reads at most for a head (MaxHeaderBytes plus its 4 KiB slack), and a
+// read buffer more.
+func (s *Server) headLimit() int {
+	n := s.opt.MaxHeaderBytes
+	if n <= 0 {
+		n = http.DefaultMaxHeaderBytes
+	}
+	return n + 8<<10
 }

@@ -23,7 +23,7 @@ func requestHeader(edit func(h http.Header, name, value string)) filter.Factory 
 		if err != nil {
 			return nil, err
 		}
-		return filter.Request(func(r *http.Request) { edit(r.Header, n, expand(v, exchange.From(r.Context()))) }), nil
+		return filter.Request(func(r *http.Request) { edit(r.Header, n, expandField(v, exchange.From(r.Context()))) }), nil
 	}}
 }
 
@@ -34,7 +34,7 @@ func responseHeader(edit func(h http.Header, name, value string)) filter.Factory
 			return nil, err
 		}
 		return filter.Func(func(r *http.Request, next http.RoundTripper) (*http.Response, error) {
-			val := expand(v, exchange.From(r.Context()))
+			val := expandField(v, exchange.From(r.Context()))
 			resp, err := next.RoundTrip(r)
 			if err == nil {
 				edit(resp.Header, n, val)

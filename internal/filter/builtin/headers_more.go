@@ -38,7 +38,7 @@ var addRequestHeadersIfNotPresent = filter.Factory{Fields: []string{"headers..."
 			if !slices.Contains(present, h.name) {
 				present = append(present, h.name)
 			}
-			r.Header.Add(h.name, expand(h.value, ex))
+			r.Header.Add(h.name, expandField(h.value, ex))
 		}
 	}), nil
 }}

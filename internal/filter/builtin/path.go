@@ -69,7 +69,14 @@ var setPath = filter.Factory{
 }
 
 // expand replaces {name} with the exchange's variables; unknown names stay as they are.
-func expand(t string, ex *exchange.Exchange) string {
+func expand(t string, ex *exchange.Exchange) string { return expandWith(t, ex, nil) }
+
+// expandField is expand for a header value: the control bytes that a
+// variable's value holds once percent-decoded (%01, %7f, a tab) are
+// percent-encoded again, so that a client cannot put them into a header.
+func expandField(t string, ex *exchange.Exchange) string { return expandWith(t, ex, escapeCTL) }
+
+func expandWith(t string, ex *exchange.Exchange, esc func(string) string) string {
 	if ex == nil || !strings.Contains(t, "{") {
 		return t
 	}
@@ -86,6 +93,9 @@ func expand(t string, ex *exchange.Exchange) string {
 		b.WriteString(t[:i])
 		name := t[i+1 : i+j]
 		if v, ok := ex.Var(name); ok {
+			if esc != nil {
+				v = esc(v)
+			}
 			b.WriteString(v)
 		} else {
 			b.WriteString(t[i : i+j+1])
@@ -121,4 +131,22 @@ var rewritePath = filter.Factory{
 			r.URL.Path = p
 		}), nil
 	},
+}
+
+// escapeCTL percent-encodes the control bytes of s (below 0x20, and 0x7f).
+func escapeCTL(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
+	if i < 0 {
+		return s
+	}
+	const hex = "0123456789ABCDEF"
+	b := []byte(s[:i])
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		} else {
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }

@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -420,4 +423,168 @@ func grpcConcurrent(t *testing.T, c testpb.TestServiceClient) {
 	if len(all) > 0 {
 		t.Fatalf("%d of %d calls failed; first: %v", len(all), n, errors.Join(all[:min(3, len(all))]...))
 	}
+}
+
+// hangingService answers UnaryCall only when release is closed, whatever
+// the call's deadline: a backend too slow for its clients.
+type hangingService struct {
+	testpb.UnimplementedTestServiceServer
+	release chan struct{}
+	arrived chan struct{} // a hanging call arrived (buffered, 1)
+}
+
+func (s *hangingService) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	if md, _ := metadata.FromIncomingContext(ctx); len(md.Get("x-hang")) > 0 {
+		select {
+		case s.arrived <- struct{}{}:
+		default:
+		}
+		<-s.release
+	}
+	return &testpb.SimpleResponse{}, nil
+}
+
+// The errors Sluice itself answers to a gRPC call are gRPC statuses, as
+// Envoy's: HTTP 200 with grpc-status and grpc-message, so that grpc-go
+// reports what happened (a timeout is DeadlineExceeded, not the
+// Unavailable that clients take as safe to retry) and the reason shows.
+func TestGRPCErrorsTheGatewayProduces(t *testing.T) {
+	svc := &hangingService{release: make(chan struct{}), arrived: make(chan struct{}, 1)}
+	backend := startGRPCBackend(t, svc)
+	t.Cleanup(func() { close(svc.release) }) // runs before the backend stops
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	// deaf ignores grpc-timeout (grpc-go's server would reset the stream
+	// at the deadline itself) and answers when the gateway gives up.
+	deaf := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-svc.release:
+		}
+	}))
+	g := gatewaytest.Start(t, `
+		upstreams:
+		  grpc:
+		    endpoints: ["`+backend+`"]
+		    protocol: h2c
+		  gone:
+		    endpoints: ["`+deadAddr+`"]
+		    protocol: h2c
+		  deaf:
+		    endpoints: ["`+deaf+`"]
+		    protocol: h2c
+		routes:
+		  - id: slow
+		    uri: lb://grpc
+		    predicates: ["Path=/grpc.testing.TestService/UnaryCall", "Header=x-route, slow"]
+		    response_timeout: 300ms
+		  - id: limited
+		    uri: lb://grpc
+		    predicates: ["Path=/grpc.testing.TestService/UnaryCall", "Header=x-route, limited"]
+		    max_concurrent_requests: 1
+		  - id: gone
+		    uri: lb://gone
+		    predicates: ["Path=/grpc.testing.TestService/UnaryCall", "Header=x-route, gone"]
+		  - id: deaf
+		    uri: lb://deaf
+		    predicates: ["Path=/grpc.testing.TestService/UnaryCall", "Header=x-route, deaf"]
+		  - id: patient
+		    uri: lb://grpc
+		    predicates: ["Path=/grpc.testing.TestService/**"]`)
+	cc := dialGRPC(t, g.Addr(), nil)
+	c := testpb.NewTestServiceClient(cc)
+	call := func(ctx context.Context, md ...string) (*status.Status, metadata.MD) {
+		var trailer metadata.MD
+		_, err := c.UnaryCall(metadata.AppendToOutgoingContext(ctx, md...), &testpb.SimpleRequest{}, grpc.Trailer(&trailer))
+		return status.Convert(err), trailer
+	}
+	check := func(t *testing.T, s *status.Status, code codes.Code, reason string) {
+		t.Helper()
+		if s.Code() != code || !strings.Contains(s.Message(), reason) {
+			t.Fatalf("got %v: %q, want %v with reason %s", s.Code(), s.Message(), code, reason)
+		}
+	}
+
+	t.Run("ResponseTimeoutIsDeadlineExceeded", func(t *testing.T) {
+		s, _ := call(callCtx(t), "x-route", "slow", "x-hang", "1")
+		check(t, s, codes.DeadlineExceeded, "response_timeout")
+	})
+	t.Run("NoRouteIsUnimplemented", func(t *testing.T) {
+		_, err := testpb.NewUnimplementedServiceClient(cc).UnimplementedCall(callCtx(t), &testpb.Empty{})
+		check(t, status.Convert(err), codes.Unimplemented, "no_route")
+	})
+	t.Run("ConnectFailureIsUnavailable", func(t *testing.T) {
+		s, _ := call(callCtx(t), "x-route", "gone")
+		check(t, s, codes.Unavailable, "upstream_connect_failure")
+	})
+	t.Run("OverloadIsUnavailableWithPushback", func(t *testing.T) {
+		select {
+		case <-svc.arrived: // an earlier subtest's
+		default:
+		}
+		hold, cancel := context.WithCancel(context.Background())
+		held := make(chan struct{})
+		go func() {
+			defer close(held)
+			call(hold, "x-route", "limited", "x-hang", "1") // holds the route's one slot
+		}()
+		defer func() { cancel(); <-held }()
+		select {
+		case <-svc.arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the call that holds the slot never reached the backend")
+		}
+		s, trailer := call(callCtx(t), "x-route", "limited")
+		check(t, s, codes.Unavailable, "overloaded")
+		if got := trailer.Get("grpc-retry-pushback-ms"); len(got) != 1 || got[0] != "1000" {
+			t.Fatalf("grpc-retry-pushback-ms %v, want 1000", got)
+		}
+	})
+	t.Run("GRPCTimeoutBoundsTheWait", func(t *testing.T) {
+		// The route's response timeout is the default 30 s; the call's own
+		// deadline, sent as grpc-timeout, ends the gateway's wait. A raw
+		// HTTP/2 request to a backend that ignores the deadline, so that
+		// only the gateway can end it.
+		tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		}}
+		defer tr.CloseIdleConnections()
+		req, _ := http.NewRequest("POST", "http://"+g.Addr()+"/grpc.testing.TestService/UnaryCall", bytes.NewReader([]byte{0, 0, 0, 0, 0}))
+		req.Header.Set("Content-Type", "application/grpc")
+		req.Header.Set("Te", "trailers")
+		req.Header.Set("Grpc-Timeout", "500m")
+		req.Header.Set("X-Route", "deaf")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := tr.RoundTrip(req.WithContext(ctx))
+		if err != nil {
+			t.Fatalf("no answer within 10 s: %v", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Grpc-Status") != "4" || resp.Header.Get("X-Sluice-Reason") != "response_timeout" {
+			t.Fatalf("got %d, grpc-status %q, reason %q; want 200, 4, response_timeout",
+				resp.StatusCode, resp.Header.Get("Grpc-Status"), resp.Header.Get("X-Sluice-Reason"))
+		}
+	})
+}
+
+// startH2C serves h with net/http's cleartext HTTP/2 (prior knowledge) on a
+// loopback port.
+func startH2C(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Protocols: &p, Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
 }

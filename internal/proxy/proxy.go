@@ -264,14 +264,14 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 		if errors.As(err, &mbe) {
 			err = tooLarge(mbe.Limit)
 		}
-		return h.fail(w, ex, bodyTimedOut(r, err)), counted.n
+		return h.fail(w, ex, bodyTimedOut(r, err)), counted.n.Load()
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		status, in := h.switchProtocols(w, r, resp, ex)
-		return status, counted.n + in
+		return status, counted.n.Load() + in
 	}
 	h.copyResponse(w, resp, ex)
-	return 0, counted.n
+	return 0, counted.n.Load()
 }
 
 // readAheadLimit is the largest max_body_size for which a body of unknown
@@ -488,14 +488,16 @@ func (w *countingWriter) Flush() {
 
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// countingBody counts the request body bytes read. Atomic: an HTTP/2
+// stream's writer may still be reading the body when the response is done.
 type countingBody struct {
 	rc io.ReadCloser
-	n  int64
+	n  atomic.Int64
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
-	b.n += int64(n)
+	b.n.Add(int64(n))
 	return n, err
 }
 

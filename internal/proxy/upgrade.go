@@ -65,7 +65,13 @@ func (h *Handler) splice(client net.Conn, buffered *bufio.Reader, backend io.Rea
 	}()
 	go func() {
 		u.copy(client, backend, &u.toClient) // backend → client
-		closeWrite(client)
+		if ws {
+			// The backend is gone: the gateway, the client's server, closes
+			// first, as RFC 6455 §7.1.1 asks (a browser waits for it).
+			client.Close()
+		} else {
+			closeWrite(client)
+		}
 		done <- struct{}{}
 	}()
 	<-done

@@ -114,7 +114,7 @@ func (c *Cluster) SetEndpoints(specs []endpoint.Spec) {
 			e = endpoint.New(s, c.opt.NewPool(s.Addr), now)
 			c.all[s.Addr] = e
 		}
-		if s.Weight > 0 {
+		if s.Weight > 0 && s.Weight != e.Weight { // unchanged: no write, which pickers read without a lock
 			e.Weight = s.Weight
 		}
 		if s.Draining && !e.Draining() {

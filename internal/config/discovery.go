@@ -159,6 +159,8 @@ func (d *decoder) checkDiscovery(ds *Discovery, p string) {
 		d.missing(d.pos(p), p, "type", "must be dns, file, kubernetes, nacos, eureka or consul")
 		return
 	}
+	ds.Push = ds.Push && ds.Type == DiscoveryNacos
+	ds.Delta = ds.Delta && ds.Type == DiscoveryEureka
 	keys, ok := discoveryKeys[ds.Type]
 	if !ok {
 		d.oneOf(p+".type", ds.Type, slices.Sorted(maps.Keys(discoveryKeys))...)
@@ -242,12 +244,6 @@ func (d *decoder) checkRegistry(ds *Discovery, p string) {
 		ds.Interval = registryIntervals[ds.Type]
 	} else {
 		d.positive(p+".interval", int64(ds.Interval))
-	}
-	if ds.Type != DiscoveryNacos {
-		ds.Push = false
-	}
-	if ds.Type != DiscoveryEureka {
-		ds.Delta = false
 	}
 	if ds.Username == "" && ds.Password != "" {
 		d.invalid(p+".password", "is set without username")

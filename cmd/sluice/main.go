@@ -181,7 +181,8 @@ func serve(path string, stderr io.Writer) int {
 // convert runs "sluice convert scg FILE": the native config on stdout, and
 // every Spring property not converted on stderr, as errors (Sluice cannot do
 // what it does) and warnings (harmless). The exit code is 0 when the file was
-// converted, whatever it lists; 1 when it cannot be read or parsed.
+// converted with warnings at most; 1 when it lists errors (the native config
+// is still printed, for the user to complete) or cannot be read or parsed.
 func convert(argv []string, stdout, stderr io.Writer) int {
 	if len(argv) != 2 || argv[0] != "scg" {
 		fmt.Fprintln(stderr, "usage: sluice convert scg FILE")
@@ -207,6 +208,9 @@ func convert(argv []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "error:", e)
 	}
 	printWarnings(res.Warnings, stderr)
+	if len(res.Errors) > 0 {
+		return 1
+	}
 	return 0
 }
 

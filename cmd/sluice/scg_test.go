@@ -43,7 +43,7 @@ func TestSpringCommands(t *testing.T) {
 		{name: "convert", argv: []string{"convert", "scg", valid}, wantCode: 0,
 			wantStdout: []string{"server:\n  listen: :8080\nroutes:\n  - id: api\n    uri: http://127.0.0.1:9001\n"},
 			wantStderr: []string{"warning: FILE:9:1: logging.level.root: ignored: not gateway configuration"}},
-		{name: "convert lists what it cannot convert, and still converts", argv: []string{"convert", "scg", unsupported}, wantCode: 0,
+		{name: "convert lists what it cannot convert, still converts, and fails", argv: []string{"convert", "scg", unsupported}, wantCode: 1,
 			wantStdout: []string{"      - TokenRelay=\n      - StripPrefx=1\n"},
 			wantStderr: []string{"error: FILE:5:9: spring.cloud.gateway.routes[0].filters[0]: not supported: TokenRelay: "}},
 		{name: "convert a native config", argv: []string{"convert", "scg", native}, wantCode: 1,

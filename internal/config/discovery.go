@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"maps"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -14,7 +15,7 @@ import (
 // Discovery finds an upstream's endpoints at run time, as an alternative to
 // a fixed endpoints list. Which keys apply depends on Type.
 type Discovery struct {
-	Type string `yaml:"type"` // dns, file or kubernetes
+	Type string `yaml:"type"` // dns, file, kubernetes, nacos, eureka or consul
 
 	// dns: Name is resolved in the background; Record is A, AAAA, A+AAAA
 	// (default) or SRV; Port is the port of A/AAAA addresses (SRV records
@@ -42,6 +43,35 @@ type Discovery struct {
 	// Port is the dns port number, or the kubernetes port name.
 	Port string `yaml:"port"`
 
+	// nacos, eureka, consul: the instances of Service in a registry.
+	// Servers are the registry's addresses, tried in turn: nacos host:port
+	// (8848 by default); eureka service URLs like http://host:8761/eureka/;
+	// consul one host:port (8500 by default), or https://host:port.
+	// Interval is the time between fetches (nacos, default 10s, followed
+	// at once when Nacos pushes a change; eureka, default 30s). Consul
+	// follows changes with blocking queries instead.
+	Servers []string `yaml:"servers"`
+
+	// nacos: Namespace is the namespace id ("" = public); Group ("" =
+	// DEFAULT_GROUP); Clusters the cluster names to use (none: all);
+	// Username and Password log in for an access token; Push subscribes to
+	// Nacos's UDP push of changes (default true).
+	Group    string   `yaml:"group"`
+	Clusters []string `yaml:"clusters"`
+	Username string   `yaml:"username"`
+	Password string   `yaml:"password"`
+	Push     bool     `yaml:"push"`
+
+	// eureka: Delta fetches only the registry's changes after the first
+	// full fetch (default true).
+	Delta bool `yaml:"delta"`
+
+	// consul: only instances with Tag ("" = all), in Datacenter ("" = the
+	// agent's), with the ACL Token.
+	Tag        string `yaml:"tag"`
+	Datacenter string `yaml:"datacenter"`
+	Token      string `yaml:"token"`
+
 	// Implicit marks discovery chosen by default: an upstream named
 	// SERVICE.NAMESPACE without endpoints, in a Kubernetes pod.
 	Implicit bool `yaml:"-"`
@@ -52,6 +82,9 @@ const (
 	DiscoveryDNS        = "dns"
 	DiscoveryFile       = "file"
 	DiscoveryKubernetes = "kubernetes"
+	DiscoveryNacos      = "nacos"
+	DiscoveryEureka     = "eureka"
+	DiscoveryConsul     = "consul"
 )
 
 func (d *Discovery) setDefaults() {
@@ -60,6 +93,8 @@ func (d *Discovery) setDefaults() {
 	d.MaxTTL = 30 * time.Second
 	d.Timeout = 2 * time.Second
 	d.Interval = time.Second
+	d.Push = true
+	d.Delta = true
 }
 
 // discoveryKeys lists the keys each discovery type takes besides type.
@@ -67,7 +102,13 @@ var discoveryKeys = map[string][]string{
 	DiscoveryDNS:        {"name", "record", "port", "resolver", "min_ttl", "max_ttl", "timeout"},
 	DiscoveryFile:       {"path", "interval"},
 	DiscoveryKubernetes: {"namespace", "service", "port", "kubeconfig"},
+	DiscoveryNacos:      {"servers", "service", "namespace", "group", "clusters", "username", "password", "interval", "push"},
+	DiscoveryEureka:     {"servers", "service", "interval", "delta"},
+	DiscoveryConsul:     {"servers", "service", "tag", "datacenter", "token"},
 }
+
+// registryIntervals are the default fetch intervals of the registries.
+var registryIntervals = map[string]time.Duration{DiscoveryNacos: 10 * time.Second, DiscoveryEureka: 30 * time.Second}
 
 // InCluster reports whether Sluice runs in a Kubernetes pod; a variable for tests.
 var InCluster = func() bool { return os.Getenv("KUBERNETES_SERVICE_HOST") != "" }
@@ -115,9 +156,11 @@ func isServiceName(name string) bool {
 
 func (d *decoder) checkDiscovery(ds *Discovery, p string) {
 	if ds.Type == "" {
-		d.missing(d.pos(p), p, "type", "must be dns, file or kubernetes")
+		d.missing(d.pos(p), p, "type", "must be dns, file, kubernetes, nacos, eureka or consul")
 		return
 	}
+	ds.Push = ds.Push && ds.Type == DiscoveryNacos
+	ds.Delta = ds.Delta && ds.Type == DiscoveryEureka
 	keys, ok := discoveryKeys[ds.Type]
 	if !ok {
 		d.oneOf(p+".type", ds.Type, slices.Sorted(maps.Keys(discoveryKeys))...)
@@ -176,7 +219,55 @@ func (d *decoder) checkDiscovery(ds *Discovery, p string) {
 			d.invalid(p+".namespace", "%q is not a namespace name (lower-case letters, digits and '-')", ds.Namespace)
 		}
 		d.checkFiles(p, map[string]string{"kubeconfig": ds.Kubeconfig})
+	case DiscoveryNacos, DiscoveryEureka, DiscoveryConsul:
+		d.checkRegistry(ds, p)
 	}
+}
+
+// checkRegistry checks the discovery of a service registry.
+func (d *decoder) checkRegistry(ds *Discovery, p string) {
+	if ds.Service == "" || len(ds.Service) > 255 || strings.ContainsAny(ds.Service, "/?#@ \t\n") {
+		d.invalid(p+".service", "%q is not a service name", ds.Service)
+	}
+	if len(ds.Servers) == 0 {
+		d.missing(d.pos(p), p, "servers", "list the registry's addresses")
+	}
+	if ds.Type == DiscoveryConsul && len(ds.Servers) > 1 {
+		d.invalid(p+".servers", "consul takes one address (its local agent)")
+	}
+	for i, s := range ds.Servers {
+		if err := checkRegistryAddr(ds.Type, s); err != nil {
+			d.invalid(fmt.Sprintf("%s.servers[%d]", p, i), "%v", err)
+		}
+	}
+	if _, set := d.at[p+".interval"]; !set {
+		ds.Interval = registryIntervals[ds.Type]
+	} else {
+		d.positive(p+".interval", int64(ds.Interval))
+	}
+	if ds.Username == "" && ds.Password != "" {
+		d.invalid(p+".password", "is set without username")
+	}
+}
+
+// checkRegistryAddr checks a registry address: host:port or
+// http(s)://host[:port][/path]; eureka needs the URL form.
+func checkRegistryAddr(typ, s string) error {
+	raw := s
+	if !strings.Contains(s, "://") {
+		if typ == DiscoveryEureka {
+			return fmt.Errorf("%q is not a service URL like http://eureka:8761/eureka/", raw)
+		}
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q is not a registry address like host:port or http://host:port", raw)
+	}
+	if u.User != nil && typ != DiscoveryEureka {
+		return fmt.Errorf("%q: credentials go in username and password (nacos) or token (consul)", raw)
+	}
+	return nil
 }
 
 // String describes the discovery for logs, like "dns api.internal:8080".
@@ -191,6 +282,8 @@ func (ds *Discovery) String() string {
 		return "file " + ds.Path
 	case DiscoveryKubernetes:
 		return fmt.Sprintf("kubernetes %s/%s port %q", ds.Namespace, ds.Service, ds.Port)
+	case DiscoveryNacos, DiscoveryEureka, DiscoveryConsul:
+		return fmt.Sprintf("%s %s at %s", ds.Type, ds.Service, strings.Join(ds.Servers, ","))
 	}
 	return ds.Type
 }

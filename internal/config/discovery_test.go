@@ -53,7 +53,7 @@ func TestParseDiscoveryErrors(t *testing.T) {
 			desc: "unknown type and missing type",
 			yaml: "upstreams:\n  a:\n    discovery: {type: dsn}\n  b:\n    discovery: {name: x}\n",
 			want: []string{
-				`sluice.yaml:3:23: upstreams.a.discovery.type: "dsn" is not one of dns, file, kubernetes (did you mean dns?)`,
+				`sluice.yaml:3:23: upstreams.a.discovery.type: "dsn" is not one of consul, dns, eureka, file, kubernetes, nacos (did you mean dns?)`,
 				`sluice.yaml:5:16: upstreams.b.discovery: missing required key "type"`,
 			},
 		},
@@ -87,6 +87,19 @@ upstreams:
 			want: []string{
 				`sluice.yaml:2:18: upstreams.a.discovery: missing required key "port"`,
 				`sluice.yaml:3:60: upstreams.b.discovery.port: is not used with SRV records (they carry the port)`,
+			},
+		},
+		{
+			desc: "registry problems",
+			yaml: "upstreams:\n  a: {discovery: {type: consul, service: x, servers: [c1, c2]}}\n  b: {discovery: {type: eureka, service: x, servers: [e1:8761], tag: v2}}\n  c: {discovery: {type: nacos, service: 'a b', password: p, servers: ['ftp://n']}}\n  d: {discovery: {type: nacos, service: x}}\n",
+			want: []string{
+				`sluice.yaml:2:54: upstreams.a.discovery.servers: consul takes one address (its local agent)`,
+				`sluice.yaml:3:55: upstreams.b.discovery.servers[0]: "e1:8761" is not a service URL like http://eureka:8761/eureka/`,
+				`sluice.yaml:3:70: upstreams.b.discovery.tag: is not used with type eureka (it belongs to consul)`,
+				`sluice.yaml:4:41: upstreams.c.discovery.service: "a b" is not a service name`,
+				`sluice.yaml:4:58: upstreams.c.discovery.password: is set without username`,
+				`sluice.yaml:4:71: upstreams.c.discovery.servers[0]: "ftp://n" is not a registry address like host:port or http://host:port`,
+				`sluice.yaml:5:18: upstreams.d.discovery: missing required key "servers"`,
 			},
 		},
 		{

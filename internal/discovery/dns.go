@@ -36,7 +36,10 @@ type DNS struct {
 	MaxTTL   time.Duration
 	Timeout  time.Duration // per query; default 2s
 	Log      *slog.Logger
+	Stats    *Stats
 }
+
+func (s *DNS) stats() *Stats { return s.Stats }
 
 // Run resolves until ctx ends.
 func (s *DNS) Run(ctx context.Context, publish func([]endpoint.Spec)) {
@@ -44,7 +47,7 @@ func (s *DNS) Run(ctx context.Context, publish func([]endpoint.Spec)) {
 	if log == nil {
 		log = slog.Default()
 	}
-	out := &dedup{publish: publish}
+	out := &dedup{publish: publish, stats: s.Stats}
 	for {
 		specs, ttl, err := s.Lookup(ctx)
 		wait := s.MinTTL
@@ -52,8 +55,10 @@ func (s *DNS) Run(ctx context.Context, publish func([]endpoint.Spec)) {
 			if ctx.Err() != nil {
 				return
 			}
+			s.Stats.failQuiet(err)
 			log.Warn("dns discovery failed; keeping the last endpoints", "name", s.Name, "error", err.Error(), "retry_in", wait.String())
 		} else {
+			s.Stats.okQuiet()
 			out.send(specs)
 			wait = min(max(ttl, s.MinTTL), s.MaxTTL)
 		}

@@ -365,6 +365,11 @@ func (c *EurekaClient) get(ctx context.Context, path string, v any) error {
 			continue
 		}
 		req.Header.Set("User-Agent", "sluice")
+		if base.User != nil { // http://user:password@host/eureka/, as Spring allows
+			pw, _ := base.User.Password()
+			req.SetBasicAuth(base.User.Username(), pw)
+			req.URL.User = nil
+		}
 		if err = getJSON(ctx, c.HTTP, req, v); err == nil {
 			c.mu.Lock()
 			c.next = k

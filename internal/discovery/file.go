@@ -31,7 +31,10 @@ type File struct {
 	Path     string
 	Interval time.Duration // default 1s
 	Log      *slog.Logger
+	Stats    *Stats
 }
+
+func (f *File) stats() *Stats { return f.Stats }
 
 // Run polls the file until ctx ends.
 func (f *File) Run(ctx context.Context, publish func([]endpoint.Spec)) {
@@ -43,7 +46,7 @@ func (f *File) Run(ctx context.Context, publish func([]endpoint.Spec)) {
 	if log == nil {
 		log = slog.Default()
 	}
-	out := &dedup{publish: publish}
+	out := &dedup{publish: publish, stats: f.Stats}
 	var seen fileStamp
 	first := true
 	t := time.NewTicker(interval)
@@ -52,6 +55,7 @@ func (f *File) Run(ctx context.Context, publish func([]endpoint.Spec)) {
 		st, err := stamp(f.Path)
 		switch {
 		case err != nil:
+			f.Stats.failQuiet(err)
 			if first || st != seen {
 				log.Error("discovery file unreadable; keeping the last endpoints", "file", f.Path, "error", err.Error())
 			}
@@ -59,8 +63,10 @@ func (f *File) Run(ctx context.Context, publish func([]endpoint.Spec)) {
 		case st != seen:
 			seen = st
 			if specs, err := ReadFile(f.Path); err != nil {
+				f.Stats.failQuiet(err)
 				log.Error("discovery file rejected; keeping the last endpoints", "file", f.Path, "error", err.Error())
 			} else {
+				f.Stats.okQuiet()
 				out.send(specs)
 			}
 		}

@@ -217,6 +217,7 @@ func (n *Nacos) fetchFrom(ctx context.Context, server string, udp *net.UDPConn) 
 	if err != nil {
 		return nil, err
 	}
+	base.User = nil
 	if strings.Trim(base.Path, "/") == "" {
 		base.Path = "/nacos"
 	}

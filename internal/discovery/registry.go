@@ -89,7 +89,7 @@ func serverURL(addr string, defaultPort int) (*url.URL, error) {
 	if err != nil {
 		return nil, err
 	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Hostname() == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+	if u.Scheme != "http" && u.Scheme != "https" || u.Hostname() == "" || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("%q is not a registry address like host:port or http://host:port", addr)
 	}
 	if u.Port() == "" && defaultPort > 0 {

@@ -85,3 +85,20 @@ func (s *Stats) published(ready, draining int) {
 	s.ready.Store(int64(ready))
 	s.draining.Store(int64(draining))
 }
+
+// okQuiet and failQuiet count for sources that log on their own.
+func (s *Stats) okQuiet() {
+	if s != nil {
+		s.fetches.Add(1)
+		s.lastSuccess.Store(time.Now().UnixNano())
+		s.down.Store(false)
+	}
+}
+
+func (s *Stats) failQuiet(error) {
+	if s != nil {
+		s.fetches.Add(1)
+		s.failures.Add(1)
+		s.down.Store(true)
+	}
+}

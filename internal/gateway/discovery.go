@@ -43,22 +43,55 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
 	return c, nil
 }
 
+// eurekaClients holds one Eureka registry client per registry (service
+// URLs and fetch settings), shared by the upstreams it serves, as Eureka's
+// own client holds one copy of the registry per application.
+var eurekaClients = struct {
+	sync.Mutex
+	m map[string]*discovery.EurekaClient
+}{m: map[string]*discovery.EurekaClient{}}
+
+func eurekaClient(d *config.Discovery, log *slog.Logger) *discovery.EurekaClient {
+	key := fmt.Sprint(d.Servers, d.Interval, d.Delta)
+	eurekaClients.Lock()
+	defer eurekaClients.Unlock()
+	if c := eurekaClients.m[key]; c != nil {
+		return c
+	}
+	c := &discovery.EurekaClient{ServiceURLs: d.Servers, Interval: d.Interval, FullOnly: !d.Delta, Log: log}
+	eurekaClients.m[key] = c
+	return c
+}
+
 // newSource maps an upstream's discovery config to a discovery.Source.
 func newSource(name string, d *config.Discovery) (discovery.Source, error) {
 	log := slog.Default().With("upstream", name, "discovery", d.Type)
+	stats := &discovery.Stats{Upstream: name, Registry: d.Type}
 	switch d.Type {
+	case config.DiscoveryNacos:
+		return &discovery.Nacos{Servers: d.Servers, Namespace: d.Namespace, Group: d.Group, Service: d.Service,
+			Clusters: d.Clusters, Username: d.Username, Password: d.Password, Interval: d.Interval, Push: d.Push,
+			Log: log, Stats: stats}, nil
+	case config.DiscoveryEureka:
+		return &discovery.Eureka{Client: eurekaClient(d, slog.Default().With("discovery", "eureka")), App: d.Service, Log: log, Stats: stats}, nil
+	case config.DiscoveryConsul:
+		client, err := discovery.NewConsulClient(d.Servers[0], d.Token)
+		if err != nil {
+			return nil, err
+		}
+		return &discovery.Consul{Client: client, Service: d.Service, Tag: d.Tag, Datacenter: d.Datacenter, Log: log, Stats: stats}, nil
 	case config.DiscoveryDNS:
 		port, _ := strconv.Atoi(d.Port)
 		return &discovery.DNS{Name: d.Name, Record: d.Record, Port: port, Resolver: d.Resolver,
-			MinTTL: d.MinTTL, MaxTTL: d.MaxTTL, Timeout: d.Timeout, Log: log}, nil
+			MinTTL: d.MinTTL, MaxTTL: d.MaxTTL, Timeout: d.Timeout, Log: log, Stats: stats}, nil
 	case config.DiscoveryFile:
-		return &discovery.File{Path: d.Path, Interval: d.Interval, Log: log}, nil
+		return &discovery.File{Path: d.Path, Interval: d.Interval, Log: log, Stats: stats}, nil
 	case config.DiscoveryKubernetes:
 		client, err := kubeClient(d.Kubeconfig)
 		if err != nil {
 			return nil, err
 		}
-		return &discovery.Kubernetes{Client: client, Namespace: d.Namespace, Service: d.Service, Port: d.Port, Log: log}, nil
+		return &discovery.Kubernetes{Client: client, Namespace: d.Namespace, Service: d.Service, Port: d.Port, Log: log, Stats: stats}, nil
 	}
 	return nil, fmt.Errorf("discovery type %q is not supported", d.Type)
 }
@@ -76,4 +109,16 @@ func publisher(name string, c *cluster.Cluster) func([]endpoint.Spec) {
 		}
 		log.Info("discovered endpoints", "ready", len(specs)-draining, "draining", draining)
 	}
+}
+
+// DiscoveryStats returns the counters of the running discovery sources,
+// for the sluice_discovery_* metrics.
+func (rt *Runtime) DiscoveryStats() []*discovery.Stats {
+	var out []*discovery.Stats
+	for _, r := range rt.sources {
+		if s := r.Stats(); s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -132,6 +133,8 @@ func TestMetricsDoc(t *testing.T) {
 	t.Cleanup(slow.Close)
 	held := newGate(t)
 	dead1, dead2 := gatewaytest.ClosedAddr(t), gatewaytest.ClosedAddr(t)
+	found := filepath.Join(t.TempDir(), "endpoints.yaml")
+	os.WriteFile(found, []byte("endpoints: ["+echo.Addr()+"]\n"), 0o600)
 	g := gatewaytest.Start(t, `
 		upstreams:
 		  good:
@@ -142,6 +145,8 @@ func TestMetricsDoc(t *testing.T) {
 		  dead:
 		    endpoints: [`+dead1+`, `+dead2+`]
 		    outlier_detection: {consecutive_failures: 1}
+		  found:
+		    discovery: {type: file, path: `+found+`}
 		routes:
 		  - id: api
 		    uri: lb://good

@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-gw/sluice/internal/admin"
 	"github.com/sluice-gw/sluice/internal/cluster"
 	"github.com/sluice-gw/sluice/internal/config"
+	"github.com/sluice-gw/sluice/internal/discovery"
 	"github.com/sluice-gw/sluice/internal/metrics"
 	"github.com/sluice-gw/sluice/internal/overload"
 	"github.com/sluice-gw/sluice/internal/proxy"
@@ -127,6 +128,7 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 	}
 	g.metrics.Registry.MustRegister(live)
 	g.metrics.Registry.MustRegister(&metrics.Redis{Client: func() *redisconn.Client { return g.Runtime().Redis }})
+	g.metrics.Registry.MustRegister(&metrics.Discovery{Sources: func() []*discovery.Stats { return g.Runtime().DiscoveryStats() }})
 	if cfg.Admin.Listen != "" {
 		g.adminLn, err = net.Listen("tcp", cfg.Admin.Listen)
 		if err != nil {

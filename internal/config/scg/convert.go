@@ -42,6 +42,8 @@ type converter struct {
 	ups                                                       map[string]*upstream
 	upsOrder                                                  []string
 	placeholders                                              int // resolved so far
+	reg                                                       *registry
+	regDone                                                   bool
 }
 
 // upstream is an upstream made for lb://NAME.
@@ -350,19 +352,27 @@ func (c *converter) lbUpstream(name string, uri *prop) {
 	u := &upstream{node: mapNode(uri.value)}
 	c.ups[name] = u
 	c.upsOrder = append(c.upsOrder, name)
-	eps := seqNode(uri.value)
-	eps.Style = yaml.FlowStyle
-	add(u.node, "endpoints", eps)
-
 	inst := c.root.get("spring.cloud.discovery.client.simple.instances").kid(name)
 	if inst == nil {
 		c.mapPath(native, uri.path)
-		c.errorf(uri.value, uri.path, "lb://%s: Spring finds the instances of %q by service discovery, which is not imported; "+
+		if reg := c.registry(); reg != nil {
+			add(u.node, "discovery", reg.discovery(name, uri.value))
+			c.mapPath(native+".discovery", reg.at.path)
+			return
+		}
+		eps := seqNode(uri.value) // for the user to fill in
+		eps.Style = yaml.FlowStyle
+		add(u.node, "endpoints", eps)
+		c.errorf(uri.value, uri.path, "lb://%s: Spring finds the instances of %q by service discovery, and this file configures "+
+			"no registry Sluice reads (Nacos, Eureka, Consul, Kubernetes); "+
 			"list them under upstreams.%s.endpoints in the converted config (sluice convert scg), "+
 			"or in this file as spring.cloud.discovery.client.simple.instances.%s[0].uri", name, name, name, name)
 		c.res.reported[native] = true
 		return
 	}
+	eps := seqNode(uri.value)
+	eps.Style = yaml.FlowStyle
+	add(u.node, "endpoints", eps)
 	c.mapPath(native, inst.path)
 	if inst.value.Kind != yaml.SequenceNode {
 		inst.markAll()
@@ -921,6 +931,10 @@ var harmless = []struct{ prefix, why string }{
 	{"spring.redis.lettuce.", "client tuning; only pool.max-active is imported"},
 	{"spring.redis.jedis.", "client tuning; only pool.max-active is imported"},
 	{"spring.cloud.discovery.enabled", "discovery is replaced by upstream endpoints"},
+	{"spring.cloud.nacos.", "the gateway's own registration or Nacos config; Sluice reads the instances of lb:// services only"},
+	{"eureka.", "the gateway's own registration; Sluice reads the instances of lb:// services only"},
+	{"spring.cloud.consul.", "the gateway's own registration; Sluice reads the instances of lb:// services only"},
+	{"spring.cloud.kubernetes.", "Sluice reads the Services of lb:// names only"},
 }
 
 // blocking are the prefixes under which an unconverted property changes how

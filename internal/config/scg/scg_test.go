@@ -241,8 +241,45 @@ func TestConvert(t *testing.T) {
 			file: "spring.cloud.gateway.routes:\n  - id: a\n    uri: lb://users\n",
 			want: []string{"  users:\n    endpoints: []"},
 			errors: []string{`FILE:3:10: spring.cloud.gateway.routes[0].uri: lb://users: Spring finds the instances of "users" by service discovery, ` +
-				`which is not imported; list them under upstreams.users.endpoints in the converted config (sluice convert scg), ` +
+				`and this file configures no registry Sluice reads (Nacos, Eureka, Consul, Kubernetes); list them under upstreams.users.endpoints in the converted config (sluice convert scg), ` +
 				`or in this file as spring.cloud.discovery.client.simple.instances.users[0].uri`},
+		},
+		{
+			name: "lb:// from Nacos",
+			file: "spring:\n  cloud:\n    nacos:\n      discovery:\n        server-addr: nacos1:8848,nacos2:8848\n        namespace: dev\n" +
+				"        group: SHOP\n        username: nacos\n        password: pw\n        watch-delay: 5000\n" +
+				"    gateway.routes:\n      - id: a\n        uri: lb://user-service\n",
+			want: []string{"  user-service:\n    discovery:\n      type: nacos\n      servers: ['nacos1:8848', 'nacos2:8848']\n      service: user-service\n" +
+				"      namespace: dev\n      group: SHOP\n      username: nacos\n      password: pw\n      interval: 5s\n"},
+		},
+		{
+			name: "lb:// from Eureka, own zone first",
+			file: "eureka:\n  instance.metadata-map.zone: zone2\n  client:\n    registry-fetch-interval-seconds: 5\n    disable-delta: true\n" +
+				"    serviceUrl:\n      defaultZone: http://e1:8761/eureka/,http://e2:8761/eureka/\n      zone2: http://e3:8761/eureka/\n" +
+				"spring.cloud.gateway.routes:\n  - id: a\n    uri: lb://USER-SERVICE\n",
+			want: []string{"  USER-SERVICE:\n    discovery:\n      type: eureka\n      servers: ['http://e3:8761/eureka/', 'http://e1:8761/eureka/', 'http://e2:8761/eureka/']\n" +
+				"      service: USER-SERVICE\n      interval: 5s\n      delta: false\n"},
+		},
+		{
+			name: "lb:// from Consul",
+			file: "spring:\n  cloud:\n    consul:\n      host: consul.local\n      discovery:\n        acl-token: t0k\n        default-query-tag: v2\n" +
+				"        datacenters:\n          user-service: dc2\n    gateway.routes:\n      - id: a\n        uri: lb://user-service\n",
+			want: []string{"  user-service:\n    discovery:\n      type: consul\n      servers: ['http://consul.local:8500']\n      service: user-service\n" +
+				"      tag: v2\n      datacenter: dc2\n      token: t0k\n"},
+		},
+		{
+			name: "lb:// from Kubernetes",
+			file: "spring:\n  cloud:\n    kubernetes.discovery:\n      namespaces: [shop]\n      primary-port-name: http\n" +
+				"    gateway.routes:\n      - id: a\n        uri: lb://user-service\n",
+			want: []string{"  user-service:\n    discovery:\n      type: kubernetes\n      service: user-service\n      namespace: shop\n      port: http\n"},
+		},
+		{
+			name: "several registries",
+			file: "spring.cloud.nacos.discovery.server-addr: n:8848\nspring.cloud.consul.host: c\n" +
+				"spring.cloud.gateway.routes:\n  - id: a\n    uri: lb://user-service\n",
+			want: []string{"type: nacos"},
+			errors: []string{"FILE:2:1: spring.cloud.consul: not supported: several service registries (nacos (spring.cloud.nacos.discovery.server-addr), " +
+				"consul (spring.cloud.consul)); Sluice follows one: disable the others (…enabled: false)"},
 		},
 		{
 			name: "connect-timeout of a direct route",

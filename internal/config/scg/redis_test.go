@@ -41,16 +41,16 @@ func TestImportRedisTopology(t *testing.T) {
 			want: defaults(config.Redis{Password: "data", DB: 2, Sentinel: config.RedisSentinel{Master: "mymaster", Nodes: []string{"s0:26379", "s1:26379"}, Password: "sent"}}),
 		},
 		{
-			name: "Boot 2 sentinel from the environment",
-			file: "spring.redis.host: localhost\n",
-			env:  map[string]string{"SPRING_REDIS_SENTINEL_MASTER": "m", "SPRING_REDIS_SENTINEL_NODES": "s0:26379,s1:26379"},
-			want: defaults(config.Redis{Sentinel: config.RedisSentinel{Master: "m", Nodes: []string{"s0:26379", "s1:26379"}}}),
+			name:     "Boot 2 sentinel from the environment",
+			file:     "spring.redis.host: localhost\n",
+			env:      map[string]string{"SPRING_REDIS_SENTINEL_MASTER": "m", "SPRING_REDIS_SENTINEL_NODES": "s0:26379,s1:26379"},
+			want:     defaults(config.Redis{Sentinel: config.RedisSentinel{Master: "m", Nodes: []string{"s0:26379", "s1:26379"}}}),
 			warnings: []string{`FILE:1:20: spring.redis.host: ignored: spring.redis.sentinel is set, and Spring connects through it instead`},
 		},
 		{
-			name: "sentinel wins over cluster, as in Spring",
-			file: "spring.data.redis:\n  sentinel: {master: m, nodes: [s0:26379]}\n  cluster: {nodes: [c0:7000]}\n",
-			want: defaults(config.Redis{Sentinel: config.RedisSentinel{Master: "m", Nodes: []string{"s0:26379"}}}),
+			name:     "sentinel wins over cluster, as in Spring",
+			file:     "spring.data.redis:\n  sentinel: {master: m, nodes: [s0:26379]}\n  cluster: {nodes: [c0:7000]}\n",
+			want:     defaults(config.Redis{Sentinel: config.RedisSentinel{Master: "m", Nodes: []string{"s0:26379"}}}),
 			warnings: []string{`FILE:3:3: spring.data.redis.cluster: ignored: spring.data.redis.sentinel is set, and Spring connects through it instead`},
 		},
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/sluice-gw/sluice/internal/exchange"
@@ -121,7 +122,7 @@ func (h *Handler) logAccess(r *http.Request, ex *exchange.Exchange, status int, 
 		case fBytesOut:
 			a = slog.Int64("bytes_out", respBytes)
 		case fClient:
-			a = slog.String("client", ex.Client.String())
+			a = slog.String("client", h.client(r, ex).String())
 		case fProtocol:
 			a = slog.String("protocol", r.Proto)
 		case fRequestID:
@@ -138,4 +139,19 @@ func (h *Handler) logAccess(r *http.Request, ex *exchange.Exchange, status int, 
 		attrs = append(attrs, a)
 	}
 	h.Log.LogAttrs(r.Context(), slog.LevelInfo, "access", attrs...)
+}
+
+// client is the request's client: the exchange's, set once a route took the
+// request; for one answered before (no route, a bad request, shed), the
+// same address found the same way: the peer, or the client a trusted proxy
+// names in X-Forwarded-For.
+func (h *Handler) client(r *http.Request, ex *exchange.Exchange) netip.Addr {
+	if ex.Client.IsValid() {
+		return ex.Client
+	}
+	peer, _ := netip.ParseAddrPort(r.RemoteAddr)
+	if xff := r.Header["X-Forwarded-For"]; len(xff) > 0 && contains(h.TrustedProxies, peer.Addr()) {
+		return clientFrom(xff, peer.Addr(), h.TrustedProxies)
+	}
+	return peer.Addr()
 }

@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 # A small static image: the binary and CA roots, no shell, non-root.
 #   docker build -t sluice:latest .
+# Without Docker: `go run ./cmd/sluice-image` writes the same image (static
+# binary, user 65532, ENTRYPOINT /sluice) as an archive (docs/kubernetes.md).
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./

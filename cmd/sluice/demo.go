@@ -31,6 +31,9 @@ func demo(path string, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprintf(stdout, "demo backends started; try:\n  curl -s http://%s/api/hello\n", cfg.Server.Listen)
+	if a := cfg.Admin.Listen; a != "" && a != "off" {
+		fmt.Fprintf(stdout, "  curl -s http://%s/metrics\nadmin port: http://%s (/healthz/ready, /config/routes, POST /drain, POST /reload)\n", a, a)
+	}
 	return serve(path, stderr)
 }
 

@@ -23,6 +23,8 @@ import (
 	"slices"
 	"syscall"
 
+	"golang.org/x/term"
+
 	"github.com/sluice-gw/sluice/internal/config"
 	"github.com/sluice-gw/sluice/internal/config/scg"
 	"github.com/sluice-gw/sluice/internal/gateway"
@@ -239,14 +241,23 @@ func signals(log *slog.Logger) (first, second context.Context) {
 	return first, second
 }
 
+// newLogger logs at c.Level in c.Format: text (key=value) or JSON, the
+// same fields either way; auto is text when w is a terminal, where a person
+// reads it, and JSON otherwise, where a collector does.
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "text" {
+	if c.Format == "text" || c.Format == "auto" && isTerminal(w) {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func versionString() string {

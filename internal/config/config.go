@@ -221,7 +221,7 @@ type Admin struct {
 // Log configures logging.
 type Log struct {
 	Level     string `yaml:"level"`  // debug, info, warn or error
-	Format    string `yaml:"format"` // json or text
+	Format    string `yaml:"format"` // auto (text on a terminal, else json), json or text
 	AccessLog bool   `yaml:"access_log"`
 	// AccessFields are the fields of an access-log line, in order.
 	AccessFields []string `yaml:"access_fields"`
@@ -482,7 +482,7 @@ func defaultConfig() *Config {
 			H2C:               true,
 		},
 		Admin: Admin{Listen: "127.0.0.1:9901"},
-		Log: Log{Level: "info", Format: "json", AccessLog: true, AccessSample2xx: 1,
+		Log: Log{Level: "info", Format: "auto", AccessLog: true, AccessSample2xx: 1,
 			AccessFields: slices.Clone(AccessFieldNames)},
 		Tracing: Tracing{SampleRatio: 1, ServiceName: "sluice", BatchTimeout: 5 * time.Second},
 		Drain:   Drain{Delay: 5 * time.Second, Timeout: 30 * time.Second},

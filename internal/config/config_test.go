@@ -207,7 +207,7 @@ func TestParseDefaults(t *testing.T) {
 					H2C:               true,
 				},
 				Admin:       Admin{Listen: "127.0.0.1:9901"},
-				Log:         Log{Level: "info", Format: "json", AccessLog: true, AccessFields: AccessFieldNames, AccessSample2xx: 1},
+				Log:         Log{Level: "info", Format: "auto", AccessLog: true, AccessFields: AccessFieldNames, AccessSample2xx: 1},
 				Drain:       Drain{Delay: 5 * time.Second, Timeout: 30 * time.Second},
 				Tracing:     Tracing{SampleRatio: 1, ServiceName: "sluice", BatchTimeout: 5 * time.Second},
 				Compression: Compression{MinSize: 2048},
@@ -833,7 +833,7 @@ routes:
 		yaml: "log: {level: infoo, format: yaml}",
 		want: []string{
 			`sluice.yaml:1:14: log.level: "infoo" is not one of debug, info, warn, error (did you mean info?)`,
-			`sluice.yaml:1:29: log.format: "yaml" is not one of json, text`,
+			`sluice.yaml:1:29: log.format: "yaml" is not one of auto, json, text`,
 		},
 	},
 	{

@@ -47,7 +47,7 @@ func (d *decoder) validate(c *Config) {
 		}
 	}
 	d.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
-	d.oneOf("log.format", c.Log.Format, "json", "text")
+	d.oneOf("log.format", c.Log.Format, "auto", "json", "text")
 	d.checkObservability(c)
 	d.checkRedis(c.Redis)
 	d.checkReload(c.Reload)

@@ -23,6 +23,9 @@ func redisClient(cfg *config.Config, prev *Runtime) (*redisconn.Client, *config.
 	o := redisconn.Options{
 		Addr: r.Address, Username: r.Username, Password: r.Password, DB: r.DB, PoolSize: r.PoolSize,
 		DialTimeout: r.DialTimeout, ReadTimeout: r.ReadTimeout, WriteTimeout: r.WriteTimeout,
+		ClusterNodes: r.Cluster.Nodes, MaxRedirects: r.Cluster.MaxRedirects,
+		SentinelMaster: r.Sentinel.Master, SentinelNodes: r.Sentinel.Nodes,
+		SentinelUsername: r.Sentinel.Username, SentinelPassword: r.Sentinel.Password,
 	}
 	if r.TLS.Enabled {
 		t, err := redisconn.LoadTLS(r.TLS.CAFile, r.TLS.ServerName, r.TLS.InsecureSkipVerify)

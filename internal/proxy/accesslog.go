@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/sluice-gw/sluice/internal/exchange"
@@ -125,7 +126,7 @@ func (h *Handler) logAccess(a *accessLog, r *http.Request, ex *exchange.Exchange
 		case fBytesOut:
 			a = slog.Int64("bytes_out", respBytes)
 		case fClient:
-			a = slog.String("client", ex.Client.String())
+			a = slog.String("client", h.client(r, ex).String())
 		case fProtocol:
 			a = slog.String("protocol", r.Proto)
 		case fRequestID:
@@ -142,4 +143,23 @@ func (h *Handler) logAccess(a *accessLog, r *http.Request, ex *exchange.Exchange
 		attrs = append(attrs, a)
 	}
 	h.Log.LogAttrs(r.Context(), slog.LevelInfo, "access", attrs...)
+}
+
+// client is the request's client: the exchange's, set once a route took the
+// request; for one answered before (no route, a bad request, shed), the
+// same address found the same way: the peer, or the client a trusted proxy
+// names in X-Forwarded-For.
+func (h *Handler) client(r *http.Request, ex *exchange.Exchange) netip.Addr {
+	if ex.Client.IsValid() {
+		return ex.Client
+	}
+	peer, _ := netip.ParseAddrPort(r.RemoteAddr)
+	var trusted []netip.Prefix
+	if t := h.table.Load(); t != nil {
+		trusted = t.TrustedProxies
+	}
+	if xff := r.Header["X-Forwarded-For"]; len(xff) > 0 && contains(trusted, peer.Addr()) {
+		return clientFrom(xff, peer.Addr(), trusted)
+	}
+	return peer.Addr()
 }

@@ -772,8 +772,12 @@ func (c *converter) redisBlock() {
 			port = strconv.FormatInt(n, 10)
 		}
 	}
-	add(c.redis, "address", strNode(net.JoinHostPort(host, port), at))
-	c.mapPath("redis.address", atPath)
+	if topology := c.redisTopology(prefix); topology == "" {
+		add(c.redis, "address", strNode(net.JoinHostPort(host, port), at))
+		c.mapPath("redis.address", atPath)
+	} else if atPath != rp.path {
+		c.warnf(at, atPath, "ignored: %s.%s is set, and Spring connects through it instead", prefix, topology)
+	}
 	if p := c.setting(prefix + ".username"); p != nil {
 		if s, ok := c.str(p); ok {
 			user = strNode(s, p.value)
@@ -835,6 +839,67 @@ func (c *converter) redisBlock() {
 			c.mapPath("redis.write_timeout", p.path)
 		}
 	}
+}
+
+// redisTopology converts PREFIX.sentinel.{master,nodes,username,password}
+// or, without them, PREFIX.cluster.{nodes,max-redirects} (Spring's order of
+// preference) into the redis block's sentinel or cluster, and returns which
+// ("" for neither).
+func (c *converter) redisTopology(prefix string) string {
+	cluster := c.root.get(prefix + ".cluster")
+	has := func(name string) bool {
+		return c.setting(prefix+"."+name+".nodes") != nil || c.setting(prefix+"."+name+".master") != nil
+	}
+	switch {
+	case has("sentinel"):
+		if cluster != nil {
+			cluster.markAll()
+			c.warnf(cluster.key, cluster.path, "ignored: %s.sentinel is set, and Spring connects through it instead", prefix)
+		}
+		block := mapNode(c.redis)
+		c.redisNodes(block, prefix+".sentinel.nodes", "redis.sentinel.nodes")
+		for _, k := range []string{"master", "username", "password"} {
+			if p := c.setting(prefix + ".sentinel." + k); p != nil {
+				if v, ok := c.str(p); ok {
+					add(block, k, strNode(v, p.value))
+					c.mapPath("redis.sentinel."+k, p.path)
+				}
+			}
+		}
+		add(c.redis, "sentinel", block)
+		return "sentinel"
+	case has("cluster"):
+		block := mapNode(c.redis)
+		c.redisNodes(block, prefix+".cluster.nodes", "redis.cluster.nodes")
+		if p := c.setting(prefix + ".cluster.max-redirects"); p != nil {
+			if n, ok := c.integer(p); ok {
+				add(block, "max_redirects", intNode(n, p.value))
+				c.mapPath("redis.cluster.max_redirects", p.path)
+			}
+		}
+		add(c.redis, "cluster", block)
+		return "cluster"
+	}
+	return ""
+}
+
+// redisNodes adds the host:port list at path (a YAML list or a
+// comma-separated string, as Spring takes it) to block as nodes.
+func (c *converter) redisNodes(block *yaml.Node, path, native string) {
+	p := c.setting(path)
+	if p == nil {
+		return
+	}
+	vs, ok := c.list(p)
+	if !ok {
+		return
+	}
+	seq := seqNode(p.value)
+	for _, v := range vs {
+		seq.Content = append(seq.Content, strNode(v, p.value))
+	}
+	add(block, "nodes", seq)
+	c.mapPath(native, p.path)
 }
 
 // extraDocument handles a document after the first: one for a profile that
@@ -947,8 +1012,8 @@ var blocking = []struct{ prefix, why string }{
 	{"spring.security.", "Spring Security is not imported; use the TokenAuth or JWT filters"},
 	{"server.ssl.", "TLS termination from a Java keystore; set server.tls in a native config"},
 	{"server.compression.", "Sluice's compression has enabled, min-response-size and mime-types only"},
-	{"spring.data.redis.", "Sluice does not import this Redis setting (sentinel and cluster are not supported)"},
-	{"spring.redis.", "Sluice does not import this Redis setting (sentinel and cluster are not supported)"},
+	{"spring.data.redis.", "Sluice does not import this Redis setting"},
+	{"spring.redis.", "Sluice does not import this Redis setting"},
 	{"spring.cloud.discovery.", "service discovery; list the instances as spring.cloud.discovery.client.simple.instances or as upstream endpoints"},
 }
 

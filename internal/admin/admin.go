@@ -83,6 +83,7 @@ func (a *Admin) Handler() http.Handler {
 		}
 		w.Write([]byte("reloaded\n"))
 	})
+	a.dashboard(mux)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

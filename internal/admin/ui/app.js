@@ -50,6 +50,7 @@ function render(d) {
     cell(row, e.keepalive_window_seconds ? num(e.keepalive_window_seconds) + " s" : "", "num");
     cell(row, num(e.connections_opened), "num");
     cell(row, num(e.connections_reused), "num");
+    cell(row, e.connections_opened ? num((e.connections_opened + e.connections_reused) / e.connections_opened) : "", "num");
     cell(row, num(e.ejections), "num");
   });
 

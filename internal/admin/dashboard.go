@@ -47,7 +47,8 @@ type Upstream struct {
 // Endpoint is one endpoint's state, load and pool.
 type Endpoint struct {
 	Address         string             `json:"address"`
-	State           string             `json:"state"` // ready, draining, ejected, unhealthy
+	State           string             `json:"state"`                   // ready, draining, ejected, unhealthy
+	EjectedUntil    *time.Time         `json:"ejected_until,omitempty"` // while ejected
 	InFlight        float64            `json:"in_flight"`
 	Pool            map[string]float64 `json:"pool"`                     // connections by state: open, idle, active
 	KeepAliveWindow float64            `json:"keepalive_window_seconds"` // idle age up to which connections are reused
@@ -58,9 +59,10 @@ type Endpoint struct {
 
 // Reloads counts config reloads.
 type Reloads struct {
-	Success     float64   `json:"success"`
-	Failure     float64   `json:"failure"`
-	LastSuccess time.Time `json:"last_success"`
+	Success     float64        `json:"success"`
+	Failure     float64        `json:"failure"`
+	LastSuccess time.Time      `json:"last_success"`
+	Recent      []ReloadRecord `json:"recent"` // the last reloads since start, newest first
 }
 
 var drainPhases = []string{"serving", "not_ready", "closing", "finishing", "done"}
@@ -91,6 +93,7 @@ func (a *Admin) Dashboard() (*Dashboard, error) {
 	if a.Routes != nil {
 		d.Routes = a.Routes()
 	}
+	d.Reloads.Recent = a.recentReloads()
 	if a.Gatherer == nil {
 		return d, nil
 	}
@@ -105,6 +108,18 @@ func (a *Admin) Dashboard() (*Dashboard, error) {
 		}
 	}
 	b.finish()
+	if a.EjectedUntil != nil {
+		until := a.EjectedUntil()
+		for i := range d.Upstreams {
+			for j := range d.Upstreams[i].Endpoints {
+				e := &d.Upstreams[i].Endpoints[j]
+				if t, ok := until[d.Upstreams[i].Name][e.Address]; ok && e.State == "ejected" {
+					t := t.UTC()
+					e.EjectedUntil = &t
+				}
+			}
+		}
+	}
 	return d, nil
 }
 

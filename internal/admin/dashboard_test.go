@@ -3,6 +3,8 @@ package admin_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,7 +20,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/sluice-gw/sluice/internal/admin"
+	"github.com/sluice-gw/sluice/internal/config"
 	"github.com/sluice-gw/sluice/internal/endpoint"
+	"github.com/sluice-gw/sluice/internal/gateway"
 	"github.com/sluice-gw/sluice/internal/gateway/gatewaytest"
 )
 
@@ -189,4 +193,77 @@ func TestDashboardJSON(t *testing.T) {
 	if routes, _ := d.Routes.([]any); len(routes) != 1 {
 		t.Errorf("routes %v", d.Routes)
 	}
+}
+
+// TestDashboardEjectionsAndReloads checks that /dashboard.json says until
+// when an ejected endpoint is out, and lists a rejected reload with its
+// FILE:LINE:COL problems after a successful one.
+func TestDashboardEjectionsAndReloads(t *testing.T) {
+	good := gatewaytest.NewEcho(t, "good")
+	dead := gatewaytest.ClosedAddr(t)
+	file := filepath.Join(t.TempDir(), "sluice.yaml")
+	body := gatewaytest.Header("", 0) + gatewaytest.Dedent(`
+		upstreams:
+		  shop:
+		    endpoints: [`+dead+`, `+good.Addr()+`]
+		    outlier_detection: {consecutive_failures: 1, base_ejection_time: 1m}
+		routes:
+		  - {id: shop, uri: lb://shop, predicates: ["Path=/shop/**"]}
+		`)
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.StartConfig(file, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gatewaytest.Stop(g) })
+	for range 4 { // round robin: the dead endpoint is tried, fails, is ejected
+		gatewaytest.Get(t, g, "/shop/x")
+	}
+	if err := g.Reload(); err != nil {
+		t.Fatalf("reload of the same file: %v", err)
+	}
+	if err := os.WriteFile(file, []byte(body+"routes_typo: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if g.Reload() == nil {
+		t.Fatal("a reload of an invalid file succeeded")
+	}
+
+	d := dashboardJSON(t, g.AdminAddr())
+	var ep *admin.Endpoint
+	for i, e := range d.Upstreams[0].Endpoints {
+		if e.Address == dead {
+			ep = &d.Upstreams[0].Endpoints[i]
+		}
+	}
+	if ep == nil || ep.State != "ejected" || ep.EjectedUntil == nil || time.Until(*ep.EjectedUntil) < 30*time.Second {
+		t.Errorf("dead endpoint %+v; want ejected, until about a minute from now", ep)
+	}
+	rec := d.Reloads.Recent
+	if len(rec) != 2 || rec[0].Result != "failure" || rec[1].Result != "success" {
+		t.Fatalf("recent reloads %+v; want a failure after a success", rec)
+	}
+	if len(rec[0].Errors) != 1 || !strings.HasPrefix(rec[0].Errors[0], file+":") || !strings.Contains(rec[0].Errors[0], "routes_typo") {
+		t.Errorf("errors of the rejected reload %q; want one, at %s:LINE:COL", rec[0].Errors, file)
+	}
+}
+
+func dashboardJSON(t *testing.T, adminAddr string) admin.Dashboard {
+	t.Helper()
+	resp, err := http.Get("http://" + adminAddr + "/dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var d admin.Dashboard
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -44,7 +44,9 @@ function render(d) {
     row.dataset.endpoint = e.address;
     cell(row, u.name);
     cell(row, e.address);
-    badge(cell(row, ""), "state", "state", e.state || "unknown");
+    const st = cell(row, "");
+    badge(st, "state", "state", e.state || "unknown");
+    if (e.ejected_until) st.append(" until " + new Date(e.ejected_until).toLocaleTimeString());
     cell(row, num(e.in_flight), "num");
     for (const s of ["open", "idle", "active"]) cell(row, num(e.pool[s] || 0), "num");
     cell(row, e.keepalive_window_seconds ? num(e.keepalive_window_seconds) + " s" : "", "num");
@@ -73,6 +75,19 @@ function render(d) {
   const rl = d.reloads;
   document.getElementById("reloads").textContent =
     rl.success + " succeeded, " + rl.failure + " failed; last success " + new Date(rl.last_success).toLocaleString();
+  const list = document.getElementById("recent-reloads");
+  list.replaceChildren();
+  for (const r of rl.recent || []) {
+    const li = document.createElement("li");
+    li.className = r.result;
+    li.textContent = new Date(r.time).toLocaleString() + " " + r.result;
+    if (r.errors && r.errors.length) {
+      const pre = document.createElement("pre");
+      pre.textContent = r.errors.join("\n");
+      li.appendChild(pre);
+    }
+    list.appendChild(li);
+  }
 }
 
 async function poll() {

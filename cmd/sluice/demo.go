@@ -30,11 +30,16 @@ func demo(path string, stdout, stderr io.Writer) int {
 			go http.Serve(ln, demoBackend(name, e.Address))
 		}
 	}
-	fmt.Fprintf(stdout, "demo backends started; try:\n  curl -s http://%s/api/hello\n", cfg.Server.Listen)
-	if a := cfg.Admin.Listen; a != "" && a != "off" {
-		fmt.Fprintf(stdout, "  curl -s http://%s/metrics\nadmin port: http://%s (/healthz/ready, /config/routes, POST /drain, POST /reload)\n", a, a)
-	}
+	printDemoAddrs(stdout, cfg)
 	return serve(path, stderr)
+}
+
+// printDemoAddrs tells what to try: the proxy, the metrics and the dashboard.
+func printDemoAddrs(w io.Writer, cfg *config.Config) {
+	fmt.Fprintf(w, "demo backends started; try:\n  curl -s http://%s/api/hello\n", cfg.Server.Listen)
+	if a := cfg.Admin.Listen; a != "" && a != "off" {
+		fmt.Fprintf(w, "  curl -s http://%s/metrics\ndashboard: http://%s/ (data: /dashboard.json)\n", a, a)
+	}
 }
 
 // demoBackend answers with what it received, so the proxying shows.

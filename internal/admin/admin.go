@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -27,6 +28,11 @@ type Admin struct {
 	// while Saturation() >= ReadySaturationThreshold. Liveness never looks at it.
 	Saturation               func() float64
 	ReadySaturationThreshold float64
+	// EjectedUntil, when set, tells the dashboard until when each ejected
+	// endpoint is out (upstream → endpoint address → time).
+	EjectedUntil func() map[string]map[string]time.Time
+
+	reloads reloadHistory
 }
 
 // SetReady sets what /healthz/ready answers.
@@ -83,6 +89,7 @@ func (a *Admin) Handler() http.Handler {
 		}
 		w.Write([]byte("reloaded\n"))
 	})
+	a.dashboard(mux)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -24,6 +24,8 @@ type redisTopology struct {
 	// together reports whether two keys live on one master.
 	together func(a, b string) bool
 	kill     func(t *testing.T, keys []string) (promoted func() bool)
+	// client writes to the deployment as the test's own Redis client.
+	client redis.UniversalClient
 }
 
 // TestRedisFailoverUnderLoad kills the Redis master under a steady load of
@@ -34,6 +36,7 @@ type redisTopology struct {
 // without Redis: X-RateLimit-Remaining -1) and one with deny answers 503
 // (and nothing else fails); and that once the new master serves, the
 // limiter is exact again: a fresh bucket of 10 requests allows exactly 10.
+// TokenAuth finds a token in the same Redis, before and after.
 func TestRedisFailoverUnderLoad(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -55,6 +58,7 @@ func startRedisCluster(t *testing.T) redisTopology {
 	return redisTopology{
 		block:    fmt.Sprintf("redis: {cluster: {nodes: [%s]}}", strings.Join(cl.Addrs()[:2], ", ")),
 		together: func(a, b string) bool { return masterFor(t, c, a) == masterFor(t, c, b) },
+		client:   c,
 		kill: func(t *testing.T, keys []string) func() bool {
 			victim := masterFor(t, c, keys[0])
 			for _, k := range keys[1:] {
@@ -93,7 +97,10 @@ func masterFor(t testing.TB, c *redis.ClusterClient, key string) string {
 
 func startRedisSentinel(t *testing.T) redisTopology {
 	st := redistest.StartSentinel(t, 1, 3)
+	c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: st.Name, SentinelAddrs: st.Addrs()})
+	t.Cleanup(func() { c.Close() })
 	return redisTopology{
+		client:   c,
 		block:    fmt.Sprintf("redis: {sentinel: {master: %s, nodes: [%s]}}", st.Name, strings.Join(st.Addrs(), ", ")),
 		together: func(a, b string) bool { return true },
 		kill: func(t *testing.T, _ []string) func() bool {
@@ -122,7 +129,25 @@ func testRedisFailover(t *testing.T, topo redisTopology) {
 			"requested_tokens: %[5]d, key_resolver: \"header:X-Key\", redis_unavailable: %[6]s}", id, be.Addr(), rate, burst, requested, onError)
 	}
 	g := gatewaytest.Start(t, topo.block+"\nroutes:"+limiter("open", "allow", 100000, 100000, 1)+
-		limiter("closed", "deny", 100000, 100000, 1)+limiter("exact", "allow", 1, 100, 10))
+		limiter("closed", "deny", 100000, 100000, 1)+limiter("exact", "allow", 1, 100, 10)+
+		"\n  - id: auth\n    uri: http://"+be.Addr()+"\n    predicates: [\"Path=/auth/**\"]\n    filters: [\"TokenAuth\"]")
+	tokenAuth := func(when string) {
+		token := "tok-" + when
+		if err := topo.client.Set(context.Background(), "token:"+token, `{"user_id": "u-`+when+`"}`, time.Hour).Err(); err != nil {
+			t.Fatalf("storing a token: %v", err)
+		}
+		for _, tc := range []struct {
+			token  string
+			status int
+		}{{token, 200}, {"unknown-" + when, 401}} {
+			req, _ := http.NewRequest("GET", gatewaytest.URL(g, "/auth/"), nil)
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+			if resp, body := gatewaytest.Do(t, gatewaytest.Client(t), req); resp.StatusCode != tc.status {
+				t.Errorf("TokenAuth %s the failover, token %s: %d %s, want %d", when, tc.token, resp.StatusCode, body, tc.status)
+			}
+		}
+	}
+	tokenAuth("before")
 
 	exact := func(key string) (allowed, limited int) {
 		c := gatewaytest.Client(t)
@@ -195,6 +220,7 @@ func testRedisFailover(t *testing.T, topo redisTopology) {
 	if closed.count(503) == 0 || closed.total() != closed.count(200)+closed.count(503) {
 		t.Errorf("closed route: %s; want only 200 and 503, some 503", &closed)
 	}
+	tokenAuth("after")
 	a, l := exact("after")
 	t.Logf("after the failover, a fresh bucket of 10 requests: %d allowed, %d limited of 15", a, l)
 	if a != 10 || l != 5 {

@@ -61,6 +61,9 @@ func check(path string, data []byte) (*config.Config, config.Errors, error) {
 func (g *Gateway) Reload() error {
 	err := g.reload()
 	g.reloads.Observe(err)
+	if g.admin != nil {
+		g.admin.RecordReload(err)
+	}
 	if err != nil {
 		g.log.Error("reload rejected; the previous config keeps serving", "file", g.path, "error", err.Error())
 	}

@@ -116,6 +116,7 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 		Gatherer:                 g.metrics.Registry,
 		Saturation:               live.Saturation,
 		ReadySaturationThreshold: cfg.Admin.ReadySaturationThreshold,
+		EjectedUntil:             g.ejectedUntil,
 	}
 	g.drainer = &server.Drainer{
 		Delay:      cfg.Drain.Delay,

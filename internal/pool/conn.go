@@ -159,7 +159,7 @@ func (c *conn) failed(err error, u *upload, reused bool, idleAge time.Duration) 
 			e.Err, e.Peer = c.cw.err, e.Peer || isPeerClose(c.cw.err)
 		}
 	default:
-		e.Unread = (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && c.proveUnread() // ReadResponse reports a FIN as ErrUnexpectedEOF
+		e.fin = errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) // ReadResponse reports a FIN as ErrUnexpectedEOF
 	}
 	return e
 }

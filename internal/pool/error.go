@@ -52,6 +52,9 @@ type Error struct {
 	// bytes, which a closed socket does (see conn.proveUnread).
 	Unread bool
 	Err    error
+
+	fin     bool // the whole request was sent, and a FIN came back with no response byte
+	confirm int  // the connection may have ended at a response limit of this many
 }
 
 func (e *Error) Error() string { return e.Stage.String() + ": " + e.Err.Error() }

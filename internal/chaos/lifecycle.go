@@ -70,6 +70,7 @@ func earlyAnswer(e *Env, p Proxy) (*Result, error) {
 		seen[r.ID]++
 	}
 	var slowest time.Duration
+	var firstFailure string
 	for _, o := range outs {
 		slowest = max(slowest, o.Elapsed)
 		if seen[o.ID] > 1 {
@@ -79,7 +80,13 @@ func earlyAnswer(e *Env, p Proxy) (*Result, error) {
 			res.OK--
 			res.Errors[o.Err]++
 			res.FailedPOSTs++
+			if firstFailure == "" {
+				firstFailure = o.Err + ": " + o.Detail
+			}
 		}
+	}
+	if firstFailure != "" {
+		res.notef("first failed upload: %s", firstFailure)
 	}
 	res.Pass = passStrict(res)
 	res.notef("%d uploads of 4 MiB at 6.4 MB/s answered 413 after 64 KiB; slowest answer %v (a whole upload takes 640ms); 100 req/s beside", len(outs), slowest.Round(time.Millisecond))

@@ -268,8 +268,32 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 		return h.switchProtocols(w, r, resp, ex), counted.n
 	}
 	h.copyResponse(w, resp, ex)
+	if out.Body != nil && !counted.eof {
+		discardUpload(w, counted) // the backend answered before it had the whole body
+	}
 	return 0, counted.n
 }
+
+// discardUpload reads the rest of a request body that the backend answered
+// early (a 413 or 401 before it read the upload) and throws it away, for at
+// most lingerTime, so that the client finishes sending without an error
+// (its connection would otherwise be reset under it), as nginx's lingering
+// close does.
+func discardUpload(w http.ResponseWriter, body io.Reader) {
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	if rc.SetReadDeadline(time.Now().Add(lingerTime)) != nil {
+		return
+	}
+	io.Copy(io.Discard, io.LimitReader(body, lingerBytes))
+}
+
+// lingerTime and lingerBytes bound how much of an early-answered upload is
+// read and discarded.
+const (
+	lingerTime  = 10 * time.Second
+	lingerBytes = 256 << 20
+)
 
 // readAheadLimit is the largest max_body_size for which a body of unknown
 // length is read in full before it is forwarded.
@@ -463,13 +487,15 @@ func (w *countingWriter) Flush() {
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type countingBody struct {
-	rc io.ReadCloser
-	n  int64
+	rc  io.ReadCloser
+	n   int64
+	eof bool
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.n += int64(n)
+	b.eof = b.eof || err == io.EOF
 	return n, err
 }
 

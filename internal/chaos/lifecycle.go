@@ -70,6 +70,7 @@ func earlyAnswer(e *Env, p Proxy) (*Result, error) {
 		seen[r.ID]++
 	}
 	var slowest time.Duration
+	var firstFailure string
 	for _, o := range outs {
 		slowest = max(slowest, o.Elapsed)
 		if seen[o.ID] > 1 {
@@ -79,7 +80,13 @@ func earlyAnswer(e *Env, p Proxy) (*Result, error) {
 			res.OK--
 			res.Errors[o.Err]++
 			res.FailedPOSTs++
+			if firstFailure == "" {
+				firstFailure = o.Err + ": " + o.Detail
+			}
 		}
+	}
+	if firstFailure != "" {
+		res.notef("first failed upload: %s", firstFailure)
 	}
 	res.Pass = passStrict(res)
 	res.notef("%d uploads of 4 MiB at 6.4 MB/s answered 413 after 64 KiB; slowest answer %v (a whole upload takes 640ms); 100 req/s beside", len(outs), slowest.Round(time.Millisecond))
@@ -150,19 +157,22 @@ func upload(ctx context.Context, addr, id string) Outcome {
 	return o
 }
 
-// 19 (SCENARIOS.md 12b). Backends close each keep-alive connection 3 ms
+// 19 (SCENARIOS.md 12b). Backends close each keep-alive connection 15 ms
 // after its 25th response, which says nothing of it (uWSGI and gunicorn
-// max-requests). 300 req/s of the usual mix over 2 backends.
+// max-requests), reading and discarding what arrives meanwhile: a request
+// sent in that window gets a FIN and no RST. The delay is longer than the
+// relays' round trip (2–10 ms), as a few ms are longer than a data centre's.
+// 300 req/s of the usual mix over 2 backends.
 func silentCloseAfterN(e *Env, p Proxy) (*Result, error) {
 	const n = 25
-	rs, c, err := e.setup(p, 2, backend.Options{SilentCloseAfter: n, SilentCloseDelay: 3 * time.Millisecond, Latency: 2 * time.Millisecond})
+	rs, c, err := e.setup(p, 2, backend.Options{SilentCloseAfter: n, SilentCloseDelay: 15 * time.Millisecond, Latency: 2 * time.Millisecond})
 	if err != nil {
 		return nil, err
 	}
 	c.OpenLoop(e.ctx, e.cfg.Rate, e.cfg.scaled(10*time.Second))
 	res := e.check(c)
 	res.Pass = passStrict(res)
-	res.notef("backends close a conn 3ms after its %dth response, unannounced; upstream conns opened: %d", n, rs[0].Relay.Accepted()+rs[1].Relay.Accepted())
+	res.notef("backends close a conn 15ms after its %dth response, unannounced; upstream conns opened: %d", n, rs[0].Relay.Accepted()+rs[1].Relay.Accepted())
 	return res, nil
 }
 

@@ -159,7 +159,7 @@ func (c *conn) failed(err error, u *upload, reused bool, idleAge time.Duration) 
 			e.Err, e.Peer = c.cw.err, e.Peer || isPeerClose(c.cw.err)
 		}
 	default:
-		e.Unread = (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && c.proveUnread() // ReadResponse reports a FIN as ErrUnexpectedEOF
+		e.fin = errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) // ReadResponse reports a FIN as ErrUnexpectedEOF
 	}
 	return e
 }
@@ -232,7 +232,14 @@ func (u *upload) Read(p []byte) (int, error) {
 	return u.body.Read(p)
 }
 
-func (u *upload) Close() error { return u.body.Close() }
+// Close closes the client's body, unless the upload was stopped by an early
+// answer: what is left of it is then the caller's to read or discard.
+func (u *upload) Close() error {
+	if u.stopped.Load() {
+		return nil
+	}
+	return u.body.Close()
+}
 
 // clientFailed reports, once done, that reading the client's body failed.
 func (u *upload) clientFailed() bool {

@@ -47,11 +47,17 @@ type Error struct {
 	// Peer reports that the backend closed or reset the connection (as opposed
 	// to a timeout or a local cancellation).
 	Peer bool
-	// Unread reports proof that the backend never read the request: the
+	// Unread reports that the backend did not act on the request: the
 	// connection's FIN came first and then an RST answered the request's
-	// bytes, which a closed socket does (see conn.proveUnread).
+	// bytes, which a closed socket does (see conn.proveUnread); or the
+	// request was sent whole into the close that ends the endpoint's
+	// connections after a learned number of responses, which discards what
+	// follows (see keepalive.go; an inference from two such closes).
 	Unread bool
 	Err    error
+
+	fin     bool // the whole request was sent, and a FIN came back with no response byte
+	confirm int  // the connection may have ended at a response limit of this many
 }
 
 func (e *Error) Error() string { return e.Stage.String() + ": " + e.Err.Error() }

@@ -115,7 +115,7 @@ func (p *Pool) roundTripH2(ctx context.Context, req *http.Request, deadline time
 		}
 		return nil, e
 	}
-	resp.Body = &h2body{rc: resp.Body, cancel: cancel, req: rb, ctx: ctx, p: p, reused: reused}
+	resp.Body = &h2body{rc: resp.Body, cancel: cancel, req: rb, p: p, reused: reused}
 	if p.opt.MaxRequestsPerConn > 0 && c.requests.Load() >= int64(p.opt.MaxRequestsPerConn) {
 		p.retireH2(c, ReasonMaxRequests)
 	}
@@ -237,7 +237,6 @@ type h2body struct {
 	rc     io.ReadCloser
 	cancel context.CancelFunc
 	req    *h2ReqBody
-	ctx    context.Context
 	p      *Pool
 	reused bool
 	done   atomic.Bool
@@ -261,10 +260,15 @@ func (b *h2body) Close() error {
 	return err
 }
 
+// finish ends the stream. It stops further reads of the request body but
+// does not wait for one in progress: a gRPC client may be waiting for this
+// response's trailers before it sends more.
 func (b *h2body) finish() {
 	if b.done.CompareAndSwap(false, true) {
 		b.cancel()
-		b.req.release(b.ctx)
+		if b.req != nil {
+			b.req.shutDown()
+		}
 		b.p.active.Add(-1)
 	}
 }

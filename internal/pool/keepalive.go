@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -73,8 +74,26 @@ type keepAlive struct {
 	closedAt time.Duration // lower bound of the idle age at which the peer closed; 0 = unknown
 	aliveAt  time.Duration // largest idle age at which a connection was seen alive
 
-	endedAfter int // responses carried by the last connection that ended hot; 0 = none
-	maxResp    int // learned: connections end after this many responses; 0 = unknown
+	endedAfter int           // responses carried by the last connection that ended hot; 0 = none
+	maxResp    int           // learned: connections end after this many responses; 0 = unknown
+	changed    chan struct{} // closed when endedAfter or maxResp changes (see watch)
+}
+
+// watch returns a channel closed at the next change of what is known of
+// the endpoint's response limit.
+func (k *keepAlive) watch() <-chan struct{} {
+	if k.changed == nil {
+		k.changed = make(chan struct{})
+	}
+	return k.changed
+}
+
+func (k *keepAlive) setEnds(endedAfter, maxResp int) {
+	k.endedAfter, k.maxResp = endedAfter, maxResp
+	if k.changed != nil {
+		close(k.changed)
+		k.changed = nil
+	}
 }
 
 // spent reports whether a connection that carried n responses must retire
@@ -82,15 +101,15 @@ type keepAlive struct {
 func (k *keepAlive) spent(n int) bool { return k.maxResp > 0 && n >= k.maxResp-1 }
 
 // sawEnd records a connection the peer ended right after its nth response
-// (a hot end). sameGen says it was opened after the previous hot end. It
-// reports whether the end fits the endpoint's limit; one that does not
-// fit forgets the limit and starts a new guess.
-func (k *keepAlive) sawEnd(n int, sameGen bool) (fits bool) {
-	if n >= 2 && n == k.endedAfter && sameGen {
-		k.maxResp = n
+// (a hot end), opened after the previous hot end. It reports whether the
+// end fits the endpoint's limit; one that does not fit forgets the limit
+// and starts a new guess.
+func (k *keepAlive) sawEnd(n int) (fits bool) {
+	if n >= 2 && n == k.endedAfter {
+		k.setEnds(n, n)
 		return true
 	}
-	k.endedAfter, k.maxResp = n, 0
+	k.setEnds(n, 0)
 	return false
 }
 
@@ -195,48 +214,101 @@ func (p *Pool) sawResponse(c *conn, reused bool, idleAge time.Duration, h http.H
 	if r := p.ka.sawHeader(h); r >= 0 && (c.remaining < 0 || r < c.remaining) {
 		c.remaining = r
 	}
-	if p.ka.maxResp > 0 && c.requests > p.ka.maxResp {
-		p.ka.endedAfter, p.ka.maxResp = 0, 0 // it carried more: the limit was wrong
+	if p.ka.endedAfter > 0 && c.requests > p.ka.endedAfter && c.gen == p.gen {
+		p.ka.setEnds(0, 0) // it carried more: there is no such limit
 	}
 	p.mu.Unlock()
 }
 
+// An end is how the peer closed a connection, as learning sees it.
+type end uint8
+
+const (
+	idleEnd  end = iota // while idle for a while: a keep-alive timeout
+	fitEnd              // hot, after as many responses as the previous hot end: the endpoint's limit
+	newEnd              // hot, after another count: a new guess, or a restart
+	staleEnd            // hot, on a connection already marked stale: nothing new
+)
+
 // sawEndLocked learns from a connection the peer ended after n responses,
-// found idle for age. It reports whether the end fits the endpoint's
-// response limit, and whether it says the backend restarted (a hot end that
-// does not fit). p.mu is held.
-func (p *Pool) sawEndLocked(c *conn, n int, age time.Duration) (fits, restarted bool) {
-	if c.lastAlive > 0 || age >= hotClose {
+// found idle for age. p.mu is held.
+func (p *Pool) sawEndLocked(c *conn, n int, age time.Duration) end {
+	switch {
+	case c.lastAlive > 0 || age >= hotClose:
 		p.ka.sawClosed(c.lastAlive, age)
-		return false, false
+		return idleEnd
+	case c.gen != p.gen:
+		return staleEnd
+	case p.ka.sawEnd(n):
+		return fitEnd
 	}
-	if p.ka.sawEnd(n, c.gen == p.gen) {
-		return true, false
-	}
-	return false, true
+	return newEnd
 }
 
 // endedIdle handles an idle connection that its lease found closed.
 func (p *Pool) endedIdle(c *conn, age time.Duration) {
 	p.mu.Lock()
-	_, restarted := p.sawEndLocked(c, c.requests, age)
+	e := p.sawEndLocked(c, c.requests, age)
 	p.mu.Unlock()
 	p.drop(c, ReasonPeerClosed)
-	if restarted {
+	if e == newEnd {
 		p.invalidate()
 	}
 }
 
 // endedEarly handles a reused connection that ended with no response to
 // its request. A request sent whole into the close of an endpoint's
-// response limit is known unread; any other such end marks the pool stale.
+// response limit is known unread. A hot end that does not fit marks the
+// pool stale (a restart ends every connection); since it may also be the
+// first sign of such a limit, an error with a plain FIN then names the
+// count to confirm (see awaitLimit). So does the end of a connection already
+// stale, which teaches nothing by itself.
 func (p *Pool) endedEarly(c *conn, age time.Duration, e *Error) {
+	n := c.requests - 1
 	p.mu.Lock()
-	fits, _ := p.sawEndLocked(c, c.requests-1, age)
+	kind := p.sawEndLocked(c, n, age)
 	p.mu.Unlock()
-	if fits {
+	switch kind {
+	case fitEnd:
 		e.Unread = e.Stage == StageAwait
 		return
+	case idleEnd, newEnd:
+		p.invalidate()
 	}
-	p.invalidate()
+	if kind != idleEnd && e.fin && n >= 2 {
+		e.confirm = n
+	}
+}
+
+// limitWait bounds how long a failed request waits for a second connection
+// to end the way its own did (awaitLimit).
+const limitWait = time.Second
+
+// awaitLimit waits, up to limitWait, the deadline, or the end of ctx, for
+// the endpoint's next hot end to say whether its connections end after n
+// responses. It reports true if they do: the request, sent whole into such
+// a close, was discarded unread.
+func (p *Pool) awaitLimit(ctx context.Context, n int, deadline time.Time) bool {
+	wait := limitWait
+	if !deadline.IsZero() {
+		wait = min(wait, time.Until(deadline))
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		p.mu.Lock()
+		known, open := p.ka.maxResp == n, p.ka.endedAfter == n
+		ch := p.ka.watch()
+		p.mu.Unlock()
+		if known || !open {
+			return known
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
 }

@@ -200,9 +200,15 @@ func (p *Pool) RoundTrip(ctx context.Context, req *http.Request, deadline time.T
 			rerr.Peer = false
 		}
 		if reused && rerr.Peer && rerr.NoResponse() {
-			p.endedEarly(c, idleAge, rerr)
+			p.endedEarly(c, idleAge, rerr) // before the proof's wait: other requests learn from it at once
+		}
+		if rerr.fin && !rerr.Unread {
+			rerr.Unread = c.proveUnread()
 		}
 		p.discard(c, ReasonError)
+		if rerr.confirm > 0 && !rerr.Unread {
+			rerr.Unread = p.awaitLimit(ctx, rerr.confirm, deadline)
+		}
 		return nil, rerr
 	}
 	if wait > 0 {

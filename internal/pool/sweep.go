@@ -88,8 +88,7 @@ func (p *Pool) sweep(now time.Time) {
 		case age > p.opt.MaxIdleTime:
 			reason, retire = ReasonIdleTimeout, true
 		case age >= probeAfter && !c.probe.probe():
-			_, r := p.sawEndLocked(c, c.requests, age)
-			restarted = restarted || r
+			restarted = restarted || p.sawEndLocked(c, c.requests, age) == newEnd
 			reason, retire = ReasonPeerClosed, true
 		default:
 			if age >= probeAfter {

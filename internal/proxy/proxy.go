@@ -271,8 +271,32 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 		return status, counted.n.Load() + in
 	}
 	h.copyResponse(w, resp, ex)
+	if out.Body != nil && !counted.eof.Load() {
+		discardUpload(w, counted) // the backend answered before it had the whole body
+	}
 	return 0, counted.n.Load()
 }
+
+// discardUpload reads the rest of a request body that the backend answered
+// early (a 413 or 401 before it read the upload) and throws it away, for at
+// most lingerTime, so that the client finishes sending without an error
+// (its connection would otherwise be reset under it), as nginx's lingering
+// close does.
+func discardUpload(w http.ResponseWriter, body io.Reader) {
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	if rc.SetReadDeadline(time.Now().Add(lingerTime)) != nil {
+		return
+	}
+	io.Copy(io.Discard, io.LimitReader(body, lingerBytes))
+}
+
+// lingerTime and lingerBytes bound how much of an early-answered upload is
+// read and discarded.
+const (
+	lingerTime  = 10 * time.Second
+	lingerBytes = 256 << 20
+)
 
 // readAheadLimit is the largest max_body_size for which a body of unknown
 // length is read in full before it is forwarded.
@@ -491,13 +515,17 @@ func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 // countingBody counts the request body bytes read. Atomic: an HTTP/2
 // stream's writer may still be reading the body when the response is done.
 type countingBody struct {
-	rc io.ReadCloser
-	n  atomic.Int64
+	rc  io.ReadCloser
+	n   atomic.Int64
+	eof atomic.Bool
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.n.Add(int64(n))
+	if err == io.EOF {
+		b.eof.Store(true)
+	}
 	return n, err
 }
 

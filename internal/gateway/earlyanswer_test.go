@@ -1,0 +1,68 @@
+package gateway_test
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-gw/sluice/internal/backend"
+)
+
+// A backend that refuses an upload after reading part of it (413, a JSON
+// body, Connection: close) is answered through to the client at once, and
+// the client may finish sending its upload without its connection being
+// reset under it: the rest is read and discarded. The client here is a raw
+// socket, so that every write's fate is seen.
+func TestEarlyAnswerReachesUploaderWhoseRestIsDiscarded(t *testing.T) {
+	t.Parallel()
+	be, err := backend.Start(backend.Options{EarlyAnswerOver: 1 << 20, EarlyAnswerRead: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	g := startOne(t, be.Addr(), "")
+	c, err := net.Dial("tcp", g.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	const size, chunk = 4 << 20, 64 << 10
+	if _, err := c.Write([]byte("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 4194304\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Error(err)
+			close(answered)
+			return
+		}
+		answered <- resp
+	}()
+	buf := []byte(strings.Repeat("u", chunk))
+	var resp *http.Response
+	for sent := 0; sent < size; sent += chunk {
+		if _, err := c.Write(buf); err != nil {
+			t.Fatalf("upload write at %d of %d bytes failed (answer: %v): %v", sent, size, resp != nil, err)
+		}
+		select {
+		case resp = <-answered:
+		default:
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if resp == nil {
+		resp = <-answered
+	}
+	if resp == nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("answer %v, want the backend's 413", resp)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type %q, want the backend's application/json", ct)
+	}
+}

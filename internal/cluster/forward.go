@@ -185,7 +185,7 @@ func (f *forwarding) answer(resp *http.Response, pe *pool.Error) (*http.Response
 	if pe == nil {
 		return resp, nil
 	}
-	if f.ctx.Err() != nil && pe.Stage != pool.StageClientBody {
+	if f.ctx.Err() != nil {
 		return nil, &exchange.Error{Status: 499, Reason: exchange.ClientCanceled, Err: f.ctx.Err()}
 	}
 	return nil, failure(pe)

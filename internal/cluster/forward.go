@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/sluice-gw/sluice/internal/endpoint"
@@ -135,13 +136,17 @@ func (f *forwarding) outcome(resp *http.Response, pe *pool.Error) outcome {
 		err:           pe,
 		lastTry:       f.try >= max(f.p.Attempts, 1),
 		idempotent:    f.idem,
-		replayable:    f.body.replayable(f.req),
 		methodAllowed: f.p.methodAllowed(f.req.Method),
 		clientGone:    f.ctx.Err() != nil,
 		timeUp:        !f.deadline.IsZero() && !time.Now().Before(f.deadline),
 	}
 	if resp != nil {
 		o.status = resp.StatusCode
+	}
+	// Whether the body can be sent again is asked only where it matters:
+	// while a response streams, an HTTP/2 writer may still be sending it.
+	if pe != nil || (!o.lastTry && o.idempotent && o.methodAllowed && slices.Contains(f.p.Statuses, o.status)) {
+		o.replayable = f.body.replayable(f.req)
 	}
 	return o
 }

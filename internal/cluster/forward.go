@@ -126,7 +126,7 @@ func (f *forwarding) send(ep *endpoint.Endpoint) (*http.Response, *pool.Error) {
 		f.last = pe
 		f.sameOK = pe.Stage != pool.StageDial
 	}
-	f.c.observe(ep, health(resp, pe, f.ctx.Err() != nil))
+	f.c.observe(ep, verdictOf(resp, pe, f.ctx.Err() != nil))
 	return resp, pe
 }
 
@@ -222,12 +222,12 @@ func (f *forwarding) finish(resp *http.Response, err error) {
 	f.c.RequestsActive.Add(-1)
 }
 
-// health is what a try says of its endpoint for outlier detection: a
+// verdictOf is what a try says of its endpoint for outlier detection: a
 // gateway failure (a refused or failed connection, a reset, a timeout, a
 // garbled or 5xx answer) or a success; ignored when the try says nothing of
 // the endpoint (the pool was full, the client's body failed or the client
 // left).
-func health(resp *http.Response, pe *pool.Error, clientGone bool) verdict {
+func verdictOf(resp *http.Response, pe *pool.Error, clientGone bool) verdict {
 	switch {
 	case pe == nil:
 		if s := resp.StatusCode; s == 500 || s == 502 || s == 503 || s == 504 {

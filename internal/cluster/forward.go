@@ -28,8 +28,6 @@ type forwarding struct {
 	idem     bool
 	deadline time.Time // of the whole request; zero = none
 	try      int       // tries started
-	tried    []*endpoint.Endpoint
-	triedBuf [4]*endpoint.Endpoint
 	// sameOK: a retry may go back to an endpoint already tried, when every
 	// eligible one was. Not after a failed dial: a connection that was never
 	// made says nothing good of that endpoint.
@@ -62,12 +60,14 @@ func (f *forwarding) run() (*http.Response, error) {
 	if f.p.ResponseTimeout > 0 {
 		f.deadline = time.Now().Add(f.p.ResponseTimeout)
 	}
-	f.tried = f.triedBuf[:0]
+	var triedBuf [4]*endpoint.Endpoint // the endpoints tried (kept off f, so that f stays on the stack)
+	tried := triedBuf[:0]
 	for {
-		ep := f.c.pick(f.req, time.Now(), f.tried, f.sameOK)
+		ep := f.c.pick(f.req, time.Now(), tried, f.sameOK)
 		if ep == nil {
 			return nil, f.noEndpoint()
 		}
+		tried = append(tried, ep)
 		resp, pe := f.send(ep)
 		d := next(f.outcome(resp, pe), f.p)
 		if d == NoRetry {
@@ -92,7 +92,6 @@ func (f *forwarding) run() (*http.Response, error) {
 // send makes one try on ep and feeds outlier detection with what it showed.
 func (f *forwarding) send(ep *endpoint.Endpoint) (*http.Response, *pool.Error) {
 	f.try++
-	f.tried = append(f.tried, ep)
 	if f.ex != nil {
 		f.ex.Endpoint = ep.Addr
 		f.ex.Attempts = f.try

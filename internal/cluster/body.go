@@ -10,14 +10,29 @@ import (
 // A request body is kept in memory, up to the policy's BufferLimit, so that
 // a try that failed before the backend could act on it can be replayed. A
 // larger body is streamed and the request is retried only where nothing of
-// it was consumed (a failed dial).
+// it was consumed (a failed dial). A body already held whole in memory
+// (InMemory: the proxy read it to enforce a route's size cap) is replayed
+// as it is, whatever its size, and never copied again: this file is the one
+// place request bodies are buffered for replay.
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
+// InMemory returns a request body held whole in memory, b, which Forward
+// replays without copying it. b must not change while the request is served.
+func InMemory(b []byte) io.ReadCloser { return &inMemory{Reader: bytes.NewReader(b), b: b} }
+
+type inMemory struct {
+	*bytes.Reader
+	b []byte
+}
+
+func (*inMemory) Close() error { return nil }
+
 // replay is a buffered request body, readable again for each try.
 type replay struct {
-	buf *[]byte
-	rd  bytes.Reader
+	buf    *[]byte
+	pooled bool // buf came from bufPool and goes back to it
+	rd     bytes.Reader
 	// body is what each try sends: a NopCloser around rd, which
 	// (*http.Request).Write knows is in memory, so it writes the request in
 	// one piece instead of flushing the headers first.
@@ -29,7 +44,7 @@ func (r *replay) Close() error               { return nil }
 func (r *replay) rewind()                    { r.rd.Reset(*r.buf) }
 func (r *replay) fresh() io.ReadCloser       { return io.NopCloser(bytes.NewReader(*r.buf)) }
 func (r *replay) free() {
-	if cap(*r.buf) <= 1<<20 {
+	if r.pooled && cap(*r.buf) <= 1<<20 {
 		*r.buf = (*r.buf)[:0]
 		bufPool.Put(r.buf)
 	}
@@ -52,6 +67,13 @@ func bufferBody(req *http.Request, limit int64) (*replay, *recorder, error) {
 		req.Body = nil
 		return nil, nil, nil
 	}
+	if m, ok := req.Body.(*inMemory); ok && int64(m.Len()) == int64(len(m.b)) {
+		r := &replay{buf: &m.b}
+		r.body = io.NopCloser(&r.rd)
+		r.rewind()
+		req.Body, req.ContentLength, req.TransferEncoding = r.body, int64(len(m.b)), nil
+		return r, nil, nil
+	}
 	if req.ContentLength > limit {
 		// Streamed, not recorded; the recorder still keeps the client's
 		// read error, which (*http.Request).Write would hide.
@@ -73,13 +95,13 @@ func bufferBody(req *http.Request, limit int64) (*replay, *recorder, error) {
 	n, err := io.ReadFull(req.Body, b)
 	*buf = b[:n]
 	if err != nil {
-		(&replay{buf: buf}).free()
+		(&replay{buf: buf, pooled: true}).free()
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, nil, errClientBody{err}
 	}
-	r := &replay{buf: buf}
+	r := &replay{buf: buf, pooled: true}
 	r.body = io.NopCloser(&r.rd)
 	r.rewind()
 	req.Body = r.body

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/sluice-gw/sluice/internal/endpoint"
@@ -27,8 +28,6 @@ type forwarding struct {
 	idem     bool
 	deadline time.Time // of the whole request; zero = none
 	try      int       // tries started
-	tried    []*endpoint.Endpoint
-	triedBuf [4]*endpoint.Endpoint
 	// sameOK: a retry may go back to an endpoint already tried, when every
 	// eligible one was. Not after a failed dial: a connection that was never
 	// made says nothing good of that endpoint.
@@ -64,12 +63,14 @@ func (f *forwarding) run() (*http.Response, error) {
 	if f.ex != nil && !f.ex.Deadline.IsZero() && (f.deadline.IsZero() || f.ex.Deadline.Before(f.deadline)) {
 		f.deadline = f.ex.Deadline // the client's own, shorter (grpc-timeout)
 	}
-	f.tried = f.triedBuf[:0]
+	var triedBuf [4]*endpoint.Endpoint // the endpoints tried (kept off f, so that f stays on the stack)
+	tried := triedBuf[:0]
 	for {
-		ep := f.c.pick(f.req, time.Now(), f.tried, f.sameOK)
+		ep := f.c.pick(f.req, time.Now(), tried, f.sameOK)
 		if ep == nil {
 			return nil, f.noEndpoint()
 		}
+		tried = append(tried, ep)
 		resp, pe := f.send(ep)
 		d := next(f.outcome(resp, pe), f.p)
 		if d == NoRetry {
@@ -94,7 +95,6 @@ func (f *forwarding) run() (*http.Response, error) {
 // send makes one try on ep and feeds outlier detection with what it showed.
 func (f *forwarding) send(ep *endpoint.Endpoint) (*http.Response, *pool.Error) {
 	f.try++
-	f.tried = append(f.tried, ep)
 	if f.ex != nil {
 		f.ex.Endpoint = ep.Addr
 		f.ex.Attempts = f.try
@@ -128,7 +128,7 @@ func (f *forwarding) send(ep *endpoint.Endpoint) (*http.Response, *pool.Error) {
 		f.last = pe
 		f.sameOK = pe.Stage != pool.StageDial
 	}
-	f.c.observe(ep, health(resp, pe, f.ctx.Err() != nil))
+	f.c.observe(ep, verdictOf(resp, pe, f.ctx.Err() != nil))
 	return resp, pe
 }
 
@@ -138,13 +138,17 @@ func (f *forwarding) outcome(resp *http.Response, pe *pool.Error) outcome {
 		err:           pe,
 		lastTry:       f.try >= max(f.p.Attempts, 1),
 		idempotent:    f.idem,
-		replayable:    f.body.replayable(f.req),
 		methodAllowed: f.p.methodAllowed(f.req.Method),
 		clientGone:    f.ctx.Err() != nil,
 		timeUp:        !f.deadline.IsZero() && !time.Now().Before(f.deadline),
 	}
 	if resp != nil {
 		o.status = resp.StatusCode
+	}
+	// Whether the body can be sent again is asked only where it matters:
+	// while a response streams, an HTTP/2 writer may still be sending it.
+	if pe != nil || (!o.lastTry && o.idempotent && o.methodAllowed && slices.Contains(f.p.Statuses, o.status)) {
+		o.replayable = f.body.replayable(f.req)
 	}
 	return o
 }
@@ -188,7 +192,7 @@ func (f *forwarding) answer(resp *http.Response, pe *pool.Error) (*http.Response
 	if pe == nil {
 		return resp, nil
 	}
-	if f.ctx.Err() != nil && pe.Stage != pool.StageClientBody {
+	if f.ctx.Err() != nil {
 		return nil, &exchange.Error{Status: 499, Reason: exchange.ClientCanceled, Err: f.ctx.Err()}
 	}
 	return nil, failure(pe)
@@ -220,12 +224,12 @@ func (f *forwarding) finish(resp *http.Response, err error) {
 	f.c.RequestsActive.Add(-1)
 }
 
-// health is what a try says of its endpoint for outlier detection: a
+// verdictOf is what a try says of its endpoint for outlier detection: a
 // gateway failure (a refused or failed connection, a reset, a timeout, a
 // garbled or 5xx answer) or a success; ignored when the try says nothing of
 // the endpoint (the pool was full, the client's body failed or the client
 // left).
-func health(resp *http.Response, pe *pool.Error, clientGone bool) verdict {
+func verdictOf(resp *http.Response, pe *pool.Error, clientGone bool) verdict {
 	switch {
 	case pe == nil:
 		if s := resp.StatusCode; s == 500 || s == 502 || s == 503 || s == 504 {

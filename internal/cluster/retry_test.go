@@ -129,3 +129,39 @@ func TestBudget(t *testing.T) {
 func (d Decision) String() string {
 	return [...]string{"NoRetry", "RetryNow", "RetryBackoff"}[d]
 }
+
+// next is the whole retry policy as a pure function of what a try left.
+func TestNextStep(t *testing.T) {
+	p := DefaultPolicy
+	p.Statuses = []int{503}
+	reset := &pool.Error{Stage: pool.StageAwait, Reused: true, Peer: true, Err: syscall.ECONNRESET}
+	ok := outcome{idempotent: true, replayable: true, methodAllowed: true}
+	with := func(f func(o *outcome)) outcome { o := ok; f(&o); return o }
+	tests := []struct {
+		name string
+		o    outcome
+		want Decision
+	}{
+		{"200 is answered", with(func(o *outcome) { o.status = 200 }), NoRetry},
+		{"503 retried after a backoff", with(func(o *outcome) { o.status = 503 }), RetryBackoff},
+		{"503 of a POST is answered", with(func(o *outcome) { o.status = 503; o.idempotent = false }), NoRetry},
+		{"503 on the last try is answered", with(func(o *outcome) { o.status = 503; o.lastTry = true }), NoRetry},
+		{"503 after the deadline is answered", with(func(o *outcome) { o.status = 503; o.timeUp = true }), NoRetry},
+		{"503 of a method Retry does not list", with(func(o *outcome) { o.status = 503; o.methodAllowed = false }), NoRetry},
+		{"503 with a streamed body", with(func(o *outcome) { o.status = 503; o.replayable = false }), NoRetry},
+		{"reset of a reused connection", with(func(o *outcome) { o.err = reset }), RetryNow},
+		{"reset, client gone", with(func(o *outcome) { o.err = reset; o.clientGone = true }), NoRetry},
+		{"reset, method Retry does not list", with(func(o *outcome) { o.err = reset; o.methodAllowed = false }), NoRetry},
+		{"refused, method Retry does not list", with(func(o *outcome) {
+			o.err = &pool.Error{Stage: pool.StageDial, Err: syscall.ECONNREFUSED}
+			o.methodAllowed = false
+		}), RetryNow},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := next(tc.o, &p); got != tc.want {
+				t.Fatalf("next = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -185,22 +185,29 @@ func TestReloadAppliesOrRefusesEveryField(t *testing.T) {
 		}
 		return out
 	}
+	// (A line is written once the response is sent: wait for it.)
+	n := len(accessLines())
 	mustReload(map[string]string{"log": "access_log: true\naccess_fields: [method, status]"})
 	gatewaytest.Get(t, g, "/echo/fields")
-	if l := accessLines(); len(l) == 0 || l[len(l)-1]["path"] != nil || l[len(l)-1]["status"] != 200.0 {
-		t.Fatalf("log.access_fields [method, status]: last line %v", l[len(l)-1])
+	gatewaytest.Eventually(5*time.Second, func() bool { return len(accessLines()) == n+1 })
+	if l := accessLines(); len(l) != n+1 || l[n]["path"] != nil || l[n]["status"] != 200.0 {
+		t.Fatalf("log.access_fields [method, status]: %d new lines, %v", len(l)-n, l[len(l)-1])
 	}
-	n := len(accessLines())
+	n++
 	mustReload(map[string]string{"log": "access_log: true\naccess_sample_2xx: 0"})
 	gatewaytest.Get(t, g, "/echo/sampled")
 	gatewaytest.Get(t, g, "/none")
+	gatewaytest.Eventually(5*time.Second, func() bool { return len(accessLines()) >= n+1 })
+	time.Sleep(200 * time.Millisecond)
 	if l := accessLines(); len(l) != n+1 || l[n]["status"] != 404.0 {
 		t.Fatalf("log.access_sample_2xx 0: %d new lines, want the 404's alone", len(l)-n)
 	}
+	n++
 	mustReload(map[string]string{"log": "access_log: false"})
 	gatewaytest.Get(t, g, "/none")
-	if l := accessLines(); len(l) != n+1 {
-		t.Fatalf("log.access_log false: %d new lines", len(l)-n-1)
+	time.Sleep(300 * time.Millisecond)
+	if l := accessLines(); len(l) != n {
+		t.Fatalf("log.access_log false: %d new lines", len(l)-n)
 	}
 	// routes, upstreams, default_filters: built anew (as are upstream_defaults, redis, cors, compression).
 	mustReload(map[string]string{

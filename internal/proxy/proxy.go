@@ -6,7 +6,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -208,6 +207,7 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 	trusted := contains(t.TrustedProxies, peer.Addr())
 
 	body := r.Body
+	readAhead := false // body is the whole of it, in memory
 	if rt.MaxBodySize > 0 {
 		if r.ContentLength > rt.MaxBodySize {
 			return h.fail(w, ex, tooLarge(rt.MaxBodySize)), 0
@@ -218,7 +218,8 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 		if r.ContentLength < 0 && rt.MaxBodySize <= readAheadLimit {
 			// A small cap on a body of unknown length: read it all first, so
 			// an oversized one is refused before any of it reaches a backend.
-			// (Without a cap, or with a large one, bodies stream.)
+			// (Without a cap, or with a large one, bodies stream.) The
+			// cluster replays this buffer as it is, never copying it again.
 			b, err := io.ReadAll(body)
 			if err != nil {
 				var mbe *http.MaxBytesError
@@ -227,7 +228,7 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 				}
 				return h.fail(w, ex, bodyTimedOut(r, &exchange.Error{Status: http.StatusBadRequest, Reason: exchange.ClientBodyError, Err: err})), int64(len(b))
 			}
-			body = io.NopCloser(bytes.NewReader(b))
+			body, readAhead = cluster.InMemory(b), true
 			r.ContentLength, r.TransferEncoding = int64(len(b)), nil
 		}
 	}
@@ -237,9 +238,14 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 	out.URL = &url.URL{Scheme: "http", Path: path, RawQuery: r.URL.RawQuery}
 	out.Host = ""
 	out.Close = false
-	if r.ContentLength == 0 && r.Header.Get("Transfer-Encoding") == "" && len(r.TransferEncoding) == 0 {
+	switch {
+	case r.ContentLength == 0 && r.Header.Get("Transfer-Encoding") == "" && len(r.TransferEncoding) == 0:
 		out.Body = nil
-	} else {
+	case readAhead:
+		out.Body = body // the cluster replays this buffer as it is
+		counted.n.Store(r.ContentLength)
+		counted.eof.Store(true) // read in full already
+	default:
 		out.Body = counted
 	}
 	out.Header.Del("Expect")

@@ -15,12 +15,13 @@ import (
 // request needs no preflight), and a page whose name it re-binds to
 // 127.0.0.1 (DNS rebinding) can read the answers of GETs as its own origin.
 // So every admin request except the health checks must
-//   - name the admin port by an IP address, localhost, or a name listed in
-//     AllowedHosts: a re-bound page's requests carry the page's own name in
-//     Host;
+//   - when a token is set, carry it as "Authorization: Bearer TOKEN" (a page
+//     does not know it, so then any Host will do: a scraper may use a DNS name);
+//   - without a token, name the admin port by an IP address, localhost, or a
+//     name listed in AllowedHosts: a re-bound page's requests carry the
+//     page's own name in Host;
 //   - not come from another origin when it changes state (net/http's
-//     CrossOriginProtection: Sec-Fetch-Site, else Origin against Host);
-//   - when a token is set, carry it as "Authorization: Bearer TOKEN".
+//     CrossOriginProtection: Sec-Fetch-Site, else Origin against Host).
 //
 // The guard wraps the whole mux, so an endpoint added later is protected
 // unless it is listed in openPaths.
@@ -41,13 +42,13 @@ func (a *Admin) guard(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if !a.allowedHost(r.Host) {
-			http.Error(w, "403 Forbidden: the admin port is not known by the name "+r.Host, http.StatusForbidden)
-			return
-		}
-		if a.Token != "" && !bearer(r, tokenSum) {
+		switch {
+		case a.Token != "" && !bearer(r, tokenSum):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sluice admin"`)
 			http.Error(w, "401 Unauthorized", http.StatusUnauthorized)
+			return
+		case a.Token == "" && !a.allowedHost(r.Host):
+			http.Error(w, "403 Forbidden: the admin port is not known by the name "+r.Host, http.StatusForbidden)
 			return
 		}
 		checked.ServeHTTP(w, r)

@@ -48,7 +48,8 @@ func TestAdminRefusesWebPages(t *testing.T) {
 	}
 }
 
-// With a token, every admin endpoint but the health checks requires it.
+// With a token, every admin endpoint but the health checks requires it;
+// then any Host will do, but a cross-origin state change is still refused.
 func TestAdminBearerToken(t *testing.T) {
 	t.Parallel()
 	file := filepath.Join(t.TempDir(), "token")
@@ -67,6 +68,9 @@ func TestAdminBearerToken(t *testing.T) {
 		{desc: "basic auth", raw: "POST /drain HTTP/1.1\nHost: " + admin + "\nAuthorization: Basic czNjcmV0LXRva2Vu\nContent-Length: 0\n", want: 401},
 		{desc: "the token", raw: "GET /config/routes HTTP/1.1\nHost: " + admin + "\nAuthorization: Bearer s3cret-token\n", want: 200},
 		{desc: "health without token", raw: "GET /healthz/live HTTP/1.1\nHost: " + admin + "\n", want: 200},
+		{desc: "re-bound name without the token", raw: "GET /metrics HTTP/1.1\nHost: evil.example\n", want: 401},
+		{desc: "any name with the token", raw: "GET /metrics HTTP/1.1\nHost: sluice-admin.monitoring.svc\nAuthorization: Bearer s3cret-token\n", want: 200},
+		{desc: "cross-origin POST with the token", raw: "POST /drain HTTP/1.1\nHost: " + admin + "\nOrigin: http://evil.example\nAuthorization: Bearer s3cret-token\nContent-Length: 0\n", want: 403},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -132,6 +132,7 @@ func validate(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, slices.CompactFunc(sortErrors(errs), func(a, b *config.Error) bool { return *a == *b }).Error())
 		return 1
 	}
+	printWarnings(cfg.Warnings, stderr)
 	fmt.Fprintln(stdout, "ok")
 	return 0
 }
@@ -216,7 +217,8 @@ func convert(argv []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// printWarnings lists the harmless Spring properties that were not imported.
+// printWarnings lists what a config allows but probably should not (an open
+// admin port), and the harmless Spring properties that were not imported.
 func printWarnings(warnings config.Errors, stderr io.Writer) {
 	for _, w := range warnings {
 		fmt.Fprintln(stderr, "warning:", w)

@@ -249,3 +249,34 @@ func TestCommands(t *testing.T) {
 		})
 	}
 }
+
+// validate accepts an admin port open beyond loopback without a token, but
+// warns, at the position of admin.listen; with a token, or on loopback, it
+// says nothing.
+func TestValidateWarnsOfAnOpenAdminPort(t *testing.T) {
+	t.Parallel()
+	route := []string{"routes:", "  - {id: r, uri: \"http://127.0.0.1:9001\"}"}
+	tests := []struct {
+		name  string
+		admin string
+		warn  string
+	}{
+		{name: "all interfaces, no token", admin: `admin: {listen: "0.0.0.0:9901"}`,
+			warn: `warning: FILE:1:17: admin.listen: "0.0.0.0:9901" is reachable beyond this host and the admin port has no token`},
+		{name: "all interfaces, a token", admin: `admin: {listen: ":9901", token_env: ADMIN_TOKEN}`},
+		{name: "loopback, no token", admin: `admin: {listen: "127.0.0.1:9901"}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeConfig(t, append([]string{tc.admin}, route...)...)
+			var out, errOut bytes.Buffer
+			if code := run([]string{"validate", "--config", path}, &out, &errOut); code != 0 || out.String() != "ok\n" {
+				t.Fatalf("exit %d, %q", code, out.String())
+			}
+			warn := strings.ReplaceAll(tc.warn, "FILE", path)
+			if tc.warn == "" && errOut.Len() > 0 || !strings.Contains(errOut.String(), warn) {
+				t.Errorf("stderr %q, want %q", errOut.String(), warn)
+			}
+		})
+	}
+}

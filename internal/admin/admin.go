@@ -33,6 +33,12 @@ type Admin struct {
 	EjectedUntil func() map[string]map[string]time.Time
 
 	reloads reloadHistory
+	// Token, when set, must be sent as "Authorization: Bearer TOKEN" to
+	// every endpoint but the health checks (guard.go).
+	Token string
+	// AllowedHosts are names, besides IP addresses and localhost, by which
+	// the admin port may be reached (the Host header).
+	AllowedHosts []string
 }
 
 // SetReady sets what /healthz/ready answers.
@@ -41,7 +47,7 @@ func (a *Admin) SetReady(r bool) { a.ready.Store(r) }
 // Ready reports readiness.
 func (a *Admin) Ready() bool { return a.ready.Load() }
 
-// Handler returns the admin mux.
+// Handler returns the admin mux, behind the guard (guard.go).
 func (a *Admin) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz/live", func(w http.ResponseWriter, r *http.Request) {
@@ -95,5 +101,5 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
+	return a.guard(mux)
 }

@@ -30,6 +30,9 @@ import (
 type Config struct {
 	// File is the file name given to Parse, used in error messages.
 	File string `yaml:"-"`
+	// Warnings are what is allowed but probably unwanted, like an admin
+	// port open beyond loopback without a token; set by Parse.
+	Warnings Errors `yaml:"-"`
 
 	Server Server `yaml:"server"`
 	Admin  Admin  `yaml:"admin"`
@@ -216,7 +219,17 @@ type Admin struct {
 	// ReadySaturationThreshold, when > 0, turns readiness 503 while the
 	// gateway's saturation (sluice_saturation) is at or above it. Liveness never does.
 	ReadySaturationThreshold float64 `yaml:"ready_saturation_threshold"`
+	// TokenFile or TokenEnv, at most one, hold a bearer token that every
+	// admin endpoint but the health checks then requires.
+	TokenFile string `yaml:"token_file"`
+	TokenEnv  string `yaml:"token_env"`
+	// AllowedHosts are the names, besides IP addresses and localhost, that
+	// requests to the admin port may carry in Host (DNS rebinding).
+	AllowedHosts []string `yaml:"allowed_hosts"`
 }
+
+// HasToken reports whether the admin port requires a bearer token.
+func (a *Admin) HasToken() bool { return a.TokenFile != "" || a.TokenEnv != "" }
 
 // Log configures logging.
 type Log struct {

@@ -46,6 +46,14 @@ func (d *decoder) validate(c *Config) {
 			d.invalid("admin.listen", "%q is not a valid address: %v (or \"off\")", c.Admin.Listen, err)
 		}
 	}
+	if c.Admin.TokenFile != "" && c.Admin.TokenEnv != "" {
+		d.invalid("admin.token_env", "set token_file or token_env, not both")
+	}
+	d.checkFiles("admin", map[string]string{"token_file": c.Admin.TokenFile})
+	if c.Admin.Listen != "" && !c.Admin.HasToken() && !loopback(c.Admin.Listen) {
+		c.Warnings = append(c.Warnings, newError(d.file, d.pos("admin.listen"), "admin.listen",
+			"%q is reachable beyond this host and the admin port has no token (admin.token_file or admin.token_env): anyone who reaches it can drain or reload the gateway", c.Admin.Listen))
+	}
 	d.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	d.oneOf("log.format", c.Log.Format, "auto", "json", "text")
 	d.checkObservability(c)
@@ -323,4 +331,17 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// loopback reports whether the address listens on loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }

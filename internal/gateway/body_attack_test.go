@@ -2,13 +2,18 @@ package gateway_test
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
 	"github.com/sluice-gw/sluice/internal/gateway/gatewaytest"
+	"github.com/sluice-gw/sluice/internal/h2ctest"
 )
 
 // slowBody opens a connection to addr and sends a POST head declaring a
@@ -74,6 +79,19 @@ func TestSlowRequestBody(t *testing.T) {
 			t.Fatalf("got %d %q", resp.StatusCode, resp.Header.Get("X-Sluice-Reason"))
 		}
 	})
+	t.Run("an HTTP/2 body that stalls is answered 408", func(t *testing.T) {
+		fr := h2ctest.PriorKnowledge(t, g.Addr())
+		var block bytes.Buffer
+		enc := hpack.NewEncoder(&block)
+		for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", "gw"}, {":path", "/x"}, {"content-length", "1000"}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndHeaders: true})
+		fr.WriteData(1, false, []byte("x"))
+		if status := h2ctest.Status(t, fr, 1); status != "408" {
+			t.Fatalf("got %s", status)
+		}
+	})
 	t.Run("a body trickled below the minimum rate is answered 408 and frees the route's slot", func(t *testing.T) {
 		start := time.Now()
 		resp := slowBody(t, g.Addr(), "/x", 300*time.Millisecond, 1000)
@@ -103,7 +121,7 @@ func TestSlowRequestBody(t *testing.T) {
 			t.Fatalf("the lenient route answered %v, %v", resp, err)
 		}
 	})
-	if n := sampleSum(t, g, "sluice_requests_total", `reason="request_body_timeout"`); n != 2 {
-		t.Errorf("sluice_requests_total{reason=request_body_timeout} = %v, want 2", n)
+	if n := sampleSum(t, g, "sluice_requests_total", `reason="request_body_timeout"`); n != 3 {
+		t.Errorf("sluice_requests_total{reason=request_body_timeout} = %v, want 3", n)
 	}
 }

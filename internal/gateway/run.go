@@ -65,6 +65,13 @@ func Start(path string, log *slog.Logger) (*Gateway, error) {
 
 // StartConfig starts a gateway on an already parsed config. path is used for reloads.
 func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+	token, err := adminToken(cfg.Admin)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w.Error())
+	}
 	rt, err := Build(cfg, nil)
 	if err != nil {
 		return nil, err
@@ -117,6 +124,8 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 		Saturation:               live.Saturation,
 		ReadySaturationThreshold: cfg.Admin.ReadySaturationThreshold,
 		EjectedUntil:             g.ejectedUntil,
+		Token:                    token,
+		AllowedHosts:             cfg.Admin.AllowedHosts,
 	}
 	g.drainer = &server.Drainer{
 		Delay:      cfg.Drain.Delay,
@@ -415,4 +424,27 @@ func canonicalHeaders(names []string) []string {
 		out[i] = http.CanonicalHeaderKey(n)
 	}
 	return out
+}
+
+// adminToken reads the admin port's bearer token from admin.token_file or
+// admin.token_env; "" when neither is set. One that is set but holds no
+// token is an error: the port must not open unprotected by mistake.
+func adminToken(a config.Admin) (string, error) {
+	var token, from string
+	switch {
+	case a.TokenFile != "":
+		b, err := os.ReadFile(a.TokenFile)
+		if err != nil {
+			return "", fmt.Errorf("admin.token_file: %w", err)
+		}
+		token, from = strings.TrimSpace(string(b)), "admin.token_file "+a.TokenFile
+	case a.TokenEnv != "":
+		token, from = strings.TrimSpace(os.Getenv(a.TokenEnv)), "admin.token_env $"+a.TokenEnv
+	default:
+		return "", nil
+	}
+	if token == "" {
+		return "", fmt.Errorf("%s holds no token", from)
+	}
+	return token, nil
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/sluice-gw/sluice/internal/args"
 )
 
 // This file compiles the segments shared by Path patterns (separator '/')
@@ -41,6 +43,8 @@ type segment struct {
 	re     *regexp.Regexp // segCaptureRE, segRegexp
 	names  []string       // segRegexp: variable names, in group order
 	groups []int          // segRegexp: submatch index of each name
+	// maxInput: a longer segment does not match re (args.MatchBudget).
+	maxInput int
 }
 
 // match reports whether s (one segment, without separators) matches, and
@@ -58,7 +62,7 @@ func (g *segment) match(s string, vars *Vars) bool {
 		vars.add(g.name, s)
 		return true
 	case segCaptureRE:
-		if !g.re.MatchString(s) {
+		if len(s) > g.maxInput || !g.re.MatchString(s) {
 			return false
 		}
 		vars.add(g.name, s)
@@ -66,6 +70,9 @@ func (g *segment) match(s string, vars *Vars) bool {
 	case segGlob:
 		return glob(g.text, s)
 	case segRegexp:
+		if len(s) > g.maxInput {
+			return false
+		}
 		m := g.re.FindStringSubmatchIndex(s)
 		if m == nil {
 			return false
@@ -266,11 +273,11 @@ func (sp *segmentParser) segment(s string) (segment, error) {
 	case len(toks) == 1 && toks[0].capture && toks[0].expr == "":
 		return segment{kind: segCapture, name: toks[0].name}, nil
 	case len(toks) == 1 && toks[0].capture:
-		re, err := compileAnchored(toks[0].expr, sp.fold)
+		re, maxInput, err := compileAnchored(toks[0].expr, sp.fold)
 		if err != nil {
 			return segment{}, fmt.Errorf("variable %q: %w", toks[0].name, err)
 		}
-		return segment{kind: segCaptureRE, name: toks[0].name, re: re}, nil
+		return segment{kind: segCaptureRE, name: toks[0].name, re: re, maxInput: maxInput}, nil
 	case captures == 0:
 		g := segment{kind: segLiteral, text: s}
 		if sp.fold {
@@ -306,35 +313,36 @@ func (sp *segmentParser) segment(s string) (segment, error) {
 		}
 	}
 	b.WriteString("$")
-	re, err := sp.compile(b.String())
+	re, maxInput, err := sp.compile(b.String())
 	if err != nil {
 		return segment{}, err
 	}
-	g.re = re
+	g.re, g.maxInput = re, maxInput
 	for i := range g.names {
 		g.groups = append(g.groups, re.SubexpIndex("v"+strconv.Itoa(i)))
 	}
 	return g, nil
 }
 
-func (sp *segmentParser) compile(expr string) (*regexp.Regexp, error) {
+func (sp *segmentParser) compile(expr string) (*regexp.Regexp, int, error) {
 	if sp.fold {
 		expr = "(?i)" + expr
 	}
-	return regexp.Compile(expr)
+	return args.CompileRegexp(expr)
 }
 
 // compileAnchored compiles expr so that it must match a whole string. Its
 // error names the problem in expr itself, not in the wrapped expression.
-func compileAnchored(expr string, fold bool) (*regexp.Regexp, error) {
+// maxInput is the longest value it may be run on (args.MatchBudget).
+func compileAnchored(expr string, fold bool) (re *regexp.Regexp, maxInput int, err error) {
 	if err := checkRegexp(expr); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	full := "^(?:" + expr + ")$"
 	if fold {
 		full = "(?i)" + full
 	}
-	return regexp.Compile(full)
+	return args.CompileRegexp(full)
 }
 
 // checkRegexp reports whether expr is a valid regexp, with a short error.

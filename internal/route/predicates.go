@@ -170,10 +170,12 @@ func isTokenChar(r rune) bool {
 // regexp is nil (Spring: presence only).
 type valueMatcher struct {
 	re *regexp.Regexp
+	// maxInput: a longer value does not match re (args.MatchBudget).
+	maxInput int
 }
 
 func (v valueMatcher) match(s string) bool {
-	return v.re == nil || v.re.MatchString(s)
+	return v.re == nil || len(s) <= v.maxInput && v.re.MatchString(s)
 }
 
 // newNamedValue reads the (name, regexp) arguments shared by Header, Query
@@ -190,11 +192,11 @@ func newNamedValue(field string, a args.Args, build func(name string, v valueMat
 	var v valueMatcher
 	if expr != "" {
 		// Spring uses String.matches: the whole value must match.
-		re, err := compileAnchored(expr, false)
+		re, maxInput, err := compileAnchored(expr, false)
 		if err != nil {
 			return nil, fmt.Errorf("regexp %q: %w", expr, err)
 		}
-		v.re = re
+		v.re, v.maxInput = re, maxInput
 	}
 	return build(name, v), nil
 }

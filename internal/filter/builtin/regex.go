@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/sluice-gw/sluice/internal/args"
 )
 
 // javaRegexp compiles a Java regular expression as Spring writes it. Named
@@ -26,7 +28,7 @@ func javaRegexp(expr string) (*regexp.Regexp, error) {
 		}
 		b.WriteByte(c)
 	}
-	re, err := regexp.Compile(b.String())
+	re, _, err := args.CompileRegexp(b.String())
 	if err != nil {
 		return nil, fmt.Errorf("regexp %q: %v", expr, err)
 	}

@@ -81,13 +81,7 @@ func (c *converter) convert() {
 		c.filtersBlock(gw)
 		c.corsBlock(gw)
 		c.httpClient(gw, r)
-		if p := gw.get("discovery.locator.enabled"); p != nil {
-			if on, ok := c.boolean(p); ok && on {
-				c.errorf(p.value, p.path, "not supported: routes created from service discovery; define the routes explicitly")
-			} else if ok {
-				c.warnf(p.value, p.path, "ignored: discovery routes are off")
-			}
-		}
+		c.locatorBlock(gw)
 		if p := gw.kid("enabled"); p != nil {
 			if on, ok := c.boolean(p); ok && !on {
 				c.errorf(p.value, p.path, "not supported: the gateway is disabled; Sluice has no disabled mode")
@@ -118,6 +112,25 @@ func (c *converter) convert() {
 		}
 	}
 	c.res.Native = doc
+}
+
+// locatorBlock handles discovery.locator: routes made for every registered
+// service. Its settings are ignored while it is off (its default).
+func (c *converter) locatorBlock(gw *prop) {
+	loc := gw.get("discovery.locator")
+	if loc == nil {
+		return
+	}
+	if p := loc.kid("enabled"); p != nil {
+		if on, ok := c.boolean(p); ok && on {
+			c.errorf(p.value, p.path, "not supported: routes created from service discovery; define the routes explicitly")
+			return
+		}
+	}
+	loc.unused(func(p *prop) {
+		p.used = true
+		c.warnf(p.value, p.path, "ignored: discovery routes are off")
+	})
 }
 
 // serverBlock converts server.port and server.address into server.listen.
@@ -838,7 +851,9 @@ func (c *converter) redisBlock() {
 }
 
 // extraDocument handles a document after the first: one for a profile that
-// is not active is ignored, as in Spring; any other would change the first.
+// is not active is ignored, as in Spring; one that holds only properties
+// the import does not read (logging, management …) is listed as warnings;
+// any other would change the first.
 func (c *converter) extraDocument(root *yaml.Node) {
 	if root.Kind != yaml.MappingNode {
 		c.errorf(root, "", "not supported: a second document that is not a mapping")
@@ -850,13 +865,50 @@ func (c *converter) extraDocument(root *yaml.Node) {
 		on = tree.get("spring.profiles")
 	}
 	if on != nil && on.isScalar() {
-		active, _ := c.env("SPRING_PROFILES_ACTIVE")
-		if !slices.ContainsFunc(splitList(active), func(p string) bool { return slices.Contains(splitList(on.value.Value), p) }) {
-			c.warnf(root, "", "ignored: a document for profile %q, which is not active (SPRING_PROFILES_ACTIVE)", on.value.Value)
+		active, from := c.activeProfiles()
+		if !slices.ContainsFunc(active, func(p string) bool { return slices.Contains(splitList(on.value.Value), p) }) {
+			c.warnf(root, "", "ignored: a document for profile %q, which is not active (%s)", on.value.Value, from)
+			return
+		}
+		on.markAll()
+	}
+	var leaves []*prop
+	tree.unused(func(p *prop) { leaves = append(leaves, p) })
+	for _, p := range leaves {
+		if read(canonicalPath(p)) {
+			c.errorf(root, "", "not supported: a second document, which Spring applies over the first; merge it into the first")
 			return
 		}
 	}
-	c.errorf(root, "", "not supported: a second document, which Spring applies over the first; merge it into the first")
+	for _, p := range leaves {
+		c.leftover(p)
+	}
+}
+
+// activeProfiles are the profiles Spring activates: SPRING_PROFILES_ACTIVE,
+// else spring.profiles.active in the first document; from says which.
+func (c *converter) activeProfiles() (profiles []string, from string) {
+	if v, ok := c.env("SPRING_PROFILES_ACTIVE"); ok {
+		return splitList(v), "SPRING_PROFILES_ACTIVE"
+	}
+	if p := c.root.get("spring.profiles.active"); p != nil {
+		if l, ok := c.list(p); ok {
+			return l, p.path
+		}
+	}
+	return nil, "no active profile: SPRING_PROFILES_ACTIVE and spring.profiles.active are not set"
+}
+
+// read reports whether the import reads the property at the canonical
+// path cp, so that setting it in a later document would change the result.
+func read(cp string) bool {
+	for _, pre := range []string{"server.", "management.server.", "spring.cloud.", "spring.data.redis.", "spring.redis.",
+		"spring.security.", "eureka.client.", "spring.profiles.", "spring.config.", "spring.main.", "sluice."} {
+		if strings.HasPrefix(cp+".", pre) {
+			return true
+		}
+	}
+	return false
 }
 
 // setting returns the single-valued property at path (kebab-case, from the
@@ -971,9 +1023,12 @@ func canonicalPath(p *prop) string {
 // str returns the value of the scalar p, placeholders resolved.
 func (c *converter) str(p *prop) (string, bool) {
 	p.markAll()
-	if !p.isScalar() || p.isNull() {
+	if !p.isScalar() {
 		c.errorf(p.value, p.path, "expected a single value")
 		return "", false
+	}
+	if p.isNull() {
+		return "", true // password: is an empty password, in Spring as here
 	}
 	v, err := c.expand(p.value.Value, 0)
 	if err != nil {

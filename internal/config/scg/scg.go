@@ -240,7 +240,7 @@ func documents(file string, data []byte) (*yaml.Node, []*yaml.Node, error) {
 			}
 			return nil, nil, config.Errors{{File: file, Line: 1, Col: 1, Msg: err.Error()}}
 		}
-		if len(doc.Content) > 0 {
+		if len(doc.Content) > 0 && !(len(roots) > 0 && doc.Content[0].ShortTag() == "!!null") { // an empty later document
 			roots = append(roots, doc.Content[0])
 		}
 	}

@@ -51,3 +51,49 @@ func TestProfileActiveInFile(t *testing.T) {
 		t.Errorf("warnings:\n%v", warnings)
 	}
 }
+
+// TestProperties reads an application.properties as Spring Boot does: the
+// same properties, java.util.Properties' syntax and escapes, indexed lists.
+func TestProperties(t *testing.T) {
+	file := "# gateway\n" +
+		"server.port=9090\n" +
+		"spring.application.name = shop\\\n" +
+		"   -gateway\n" +
+		"spring.cloud.gateway.routes[0].id: users\n" +
+		"spring.cloud.gateway.routes[0].uri=http://127.0.0.1:9001\n" +
+		"spring.cloud.gateway.routes[0].predicates[0]=Path=/users/**\n" +
+		"spring.cloud.gateway.routes[0].filters[0]=AddRequestHeader=X-Name, caf\\u00e9\n" +
+		"spring.cloud.gateway.routes[0].filters[1].name=StripPrefix\n" +
+		"spring.cloud.gateway.routes[0].filters[1].args.parts=1\n" +
+		"spring.cloud.gateway.globalcors.cors-configurations.[/**].allowed-origins=https://a.example\n" +
+		"logging.level.org.springframework=INFO\n" +
+		"logging.level.org.springframework.cloud=DEBUG\n" +
+		"! another comment\n" +
+		"#---\n" +
+		"spring.config.activate.on-profile=prod\n" +
+		"server.port=80\n"
+	if !IsSpring([]byte(file)) {
+		t.Fatal("IsSpring: false for a properties file")
+	}
+	res, err := Convert("application.properties", []byte(file), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Errors) > 0 {
+		t.Fatalf("errors:\n%v", res.Errors)
+	}
+	got := string(res.Marshal())
+	for _, want := range []string{"listen: :9090", "id: users", "- Path=/users/**", "- AddRequestHeader=X-Name, café", "name: StripPrefix", "parts: \"1\"", "/**:", "allowed_origins: ['https://a.example']"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("native config lacks %q:\n%s", want, got)
+		}
+	}
+	if w := res.Warnings.Error(); !strings.Contains(w, "application.properties:3:1: spring.application.name: ignored") ||
+		!strings.Contains(w, "application.properties:16:1: ignored: a document for profile \"prod\"") {
+		t.Errorf("warnings:\n%s", w)
+	}
+	_, err = Convert("bad.properties", []byte("spring.cloud.gateway.routes[x].id=a\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), `bad.properties:1:1: spring.cloud.gateway.routes[x].id: "spring.cloud.gateway.routes[x].id": "x" is not a list index`) {
+		t.Errorf("bad index: %v", err)
+	}
+}

@@ -149,10 +149,10 @@ func unescape(s string) (string, error) {
 type propNode struct {
 	line, col       int // of the value
 	keyLine, keyCol int
-	keys      []string // mapping, in file order
-	kids      map[string]*propNode
-	items     []*propNode // list, by index
-	value     *string
+	keys            []string // mapping, in file order
+	kids            map[string]*propNode
+	items           []*propNode // list, by index
+	value           *string
 }
 
 func newPropMap(line, col int) *propNode {

@@ -238,14 +238,15 @@ func isPropertiesFile(file string, data []byte) bool {
 	return (err != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode) && isSpringProperties(data)
 }
 
-// isSpringProperties reports whether data parses as properties with a spring.… key.
+// isSpringProperties reports whether data parses as properties with a
+// spring.… property (written so, with a dot: "spring:" alone is YAML).
 func isSpringProperties(data []byte) bool {
-	docs, err := propertiesDocuments("", data)
-	if err != nil || len(docs) == 0 {
+	if _, err := propertiesDocuments("", data); err != nil {
 		return false
 	}
-	for i := 0; i < len(docs[0].Content); i += 2 {
-		if canonical(splitKey(docs[0].Content[i].Value)[0]) == "spring" {
+	for line := range strings.SplitSeq(string(data), "\n") {
+		key, _, _ := splitProperty(strings.TrimLeft(line, " \t\f"))
+		if strings.HasPrefix(key, "spring.") {
 			return true
 		}
 	}

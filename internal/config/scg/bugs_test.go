@@ -97,3 +97,18 @@ func TestProperties(t *testing.T) {
 		t.Errorf("bad index: %v", err)
 	}
 }
+
+// TestConfigServerIsAnError: a file whose properties come from a config
+// server (Nacos config, spring.config.import) would load without its routes;
+// that is an error, not a silent difference.
+func TestConfigServerIsAnError(t *testing.T) {
+	file := "spring:\n  cloud:\n    nacos:\n      config:\n        server-addr: 127.0.0.1:8848\n  config:\n    import: optional:nacos:gateway.yml\n"
+	_, errs, _ := Import("bootstrap.yml", []byte(file), noEnv)
+	want := []string{"bootstrap.yml:5:22: spring.cloud.nacos.config.server-addr: not supported: properties kept in Nacos config",
+		`bootstrap.yml:7:13: spring.config.import: not supported: "optional:nacos:gateway.yml" imports properties from a server`}
+	for _, w := range want {
+		if !strings.Contains(errs.Error(), w) {
+			t.Errorf("errors lack %q:\n%v", w, errs)
+		}
+	}
+}

@@ -89,6 +89,7 @@ func (c *converter) convert() {
 		}
 	}
 	c.redisBlock()
+	c.configCenters()
 	if inst := c.root.get("spring.cloud.discovery.client.simple.instances"); inst != nil {
 		for _, svc := range inst.kids {
 			if c.ups[svc.name] == nil && !svc.used {

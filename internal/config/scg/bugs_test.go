@@ -112,3 +112,47 @@ func TestConfigServerIsAnError(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyResolverBeans: a key-resolver bean is mapped through
+// sluice.key-resolvers in the same file; an unmapped one, and a RateLimiter
+// bean, are one error each (not two).
+func TestKeyResolverBeans(t *testing.T) {
+	file := "sluice.key-resolvers:\n  ipKeyResolver: client_ip\n  unused: principal\n" +
+		"spring.cloud.gateway.routes:\n  - id: a\n    uri: http://127.0.0.1:9001\n    filters:\n" +
+		"      - name: RequestRateLimiter\n        args:\n          key-resolver: \"#{@ipKeyResolver}\"\n" +
+		"  - id: b\n    uri: http://127.0.0.1:9001\n    filters:\n" +
+		"      - name: RequestRateLimiter\n        args:\n          key-resolver: \"#{@userKeyResolver}\"\n          rate-limiter: \"#{@myLimiter}\"\n"
+	res, err := Convert("app.yml", []byte(file), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`app.yml:16:25: spring.cloud.gateway.routes[1].filters[0].args.key-resolver: the key-resolver bean "userKeyResolver" is Java code: say what it keys on in this file, as sluice.key-resolvers.userKeyResolver: client_ip | header:NAME | path:VARIABLE | principal (see docs/spring-import.md)`,
+		`app.yml:17:25: spring.cloud.gateway.routes[1].filters[0].args.rate-limiter: not supported: the RateLimiter bean "myLimiter" runs Java code; Sluice's rate limiter is the Redis token bucket set by redis-rate-limiter.*`,
+	}
+	if got := res.Errors.Error(); got != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	if !strings.Contains(string(res.Marshal()), "key-resolver: client_ip") {
+		t.Errorf("bean not mapped:\n%s", res.Marshal())
+	}
+	if !strings.Contains(res.Warnings.Error(), `app.yml:3:3: sluice.key-resolvers.unused: ignored: no route uses the key-resolver bean "unused"`) {
+		t.Errorf("warnings:\n%v", res.Warnings)
+	}
+}
+
+// TestDisabledRoute: a route with enabled: false is left out, as Spring
+// leaves it out, instead of being converted into an enabled route.
+func TestDisabledRoute(t *testing.T) {
+	file := "spring.cloud.gateway.routes:\n  - id: off\n    uri: http://127.0.0.1:9001\n    enabled: false\n  - id: on\n    uri: http://127.0.0.1:9002\n    enabled: true\n"
+	cfg, errs, warnings := Import("app.yml", []byte(file), noEnv)
+	if len(errs) > 0 {
+		t.Fatalf("errors:\n%v", errs)
+	}
+	if len(cfg.Routes) != 1 || cfg.Routes[0].ID != "on" {
+		t.Fatalf("routes: %v", cfg.Routes)
+	}
+	if !strings.Contains(warnings.Error(), "app.yml:4:14: spring.cloud.gateway.routes[0].enabled: ignored: the route is disabled") {
+		t.Errorf("warnings:\n%v", warnings)
+	}
+}

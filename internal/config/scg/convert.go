@@ -90,6 +90,12 @@ func (c *converter) convert() {
 	}
 	c.redisBlock()
 	c.configCenters()
+	if krs := c.root.get("sluice.key-resolvers"); krs != nil {
+		krs.unused(func(p *prop) {
+			p.used = true
+			c.warnf(p.key, p.path, "ignored: no route uses the key-resolver bean %q", p.name)
+		})
+	}
 	if inst := c.root.get("spring.cloud.discovery.client.simple.instances"); inst != nil {
 		for _, svc := range inst.kids {
 			if c.ups[svc.name] == nil && !svc.used {
@@ -259,6 +265,13 @@ func (c *converter) routesBlock(gw *prop) {
 			item.markAll()
 			c.errorf(item.value, item.path, "expected a route (a mapping with id, uri, predicates, filters)")
 			continue
+		}
+		if p := item.kid("enabled"); p != nil {
+			if on, ok := c.boolean(p); ok && !on {
+				item.markAll()
+				c.warnf(p.value, p.path, "ignored: the route is disabled (enabled: false), as in Spring")
+				continue
+			}
 		}
 		c.route(item)
 	}
@@ -510,6 +523,32 @@ func (c *converter) spel(v string, at *prop) {
 		"client_ip, header:NAME, path:VARIABLE or user[:HEADER] (see docs/spring-import.md)")
 }
 
+// beanRef returns the bean of a SpEL bean reference, #{@name}.
+func beanRef(v string) (string, bool) {
+	name, ok := strings.CutPrefix(strings.TrimSpace(v), "#{@")
+	if name, ok2 := strings.CutSuffix(name, "}"); ok && ok2 && name != "" && !strings.ContainsAny(name, "{}()#@ .") {
+		return name, true
+	}
+	return "", false
+}
+
+// keyResolver maps a key-resolver bean through sluice.key-resolvers.BEAN
+// in the file (Spring ignores it): client_ip, header:NAME, path:VARIABLE,
+// principal or user[:HEADER]. Spring's own principalNameKeyResolver is
+// principal. An unmapped bean is one error.
+func (c *converter) keyResolver(bean string, at *prop) (string, bool) {
+	if bean == "principalNameKeyResolver" {
+		return "principal", true
+	}
+	m := c.root.get("sluice.key-resolvers").kid(bean)
+	if m == nil {
+		c.errorf(at.value, at.path, "the key-resolver bean %q is Java code: say what it keys on in this file, "+
+			"as sluice.key-resolvers.%s: client_ip | header:NAME | path:VARIABLE | principal (see docs/spring-import.md)", bean, bean)
+		return "", false
+	}
+	return c.str(m)
+}
+
 // copy converts a free-form value (filter args, metadata) with its
 // placeholders resolved, flagging SpEL expressions.
 func (c *converter) copy(p *prop) *yaml.Node {
@@ -518,7 +557,9 @@ func (c *converter) copy(p *prop) *yaml.Node {
 	case len(p.kids) > 0:
 		m := mapNode(p.value)
 		for _, k := range p.kids {
-			add(m, k.name, c.copy(k))
+			if v := c.copy(k); v != nil {
+				add(m, k.name, v)
+			}
 		}
 		return m
 	case p.value != nil && p.value.Kind == yaml.SequenceNode:
@@ -533,6 +574,18 @@ func (c *converter) copy(p *prop) *yaml.Node {
 	v, err := c.expand(p.value.Value, 0)
 	if err != nil {
 		c.errorf(p.value, p.path, "%v", err)
+	}
+	if bean, ok := beanRef(v); ok {
+		switch canonical(p.name) {
+		case "keyresolver":
+			if v, ok = c.keyResolver(bean, p); !ok {
+				return nil
+			}
+			return strNode(v, p.value)
+		case "ratelimiter":
+			c.errorf(p.value, p.path, "not supported: the RateLimiter bean %q runs Java code; Sluice's rate limiter is the Redis token bucket set by redis-rate-limiter.*", bean)
+			return nil
+		}
 	}
 	c.spel(v, p)
 	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: p.value.Tag, Style: p.value.Style, Value: v, Line: p.value.Line, Column: p.value.Column}

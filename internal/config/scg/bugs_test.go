@@ -156,3 +156,30 @@ func TestDisabledRoute(t *testing.T) {
 		t.Errorf("warnings:\n%v", warnings)
 	}
 }
+
+// TestResourceServer: Spring Security's JWT resource server becomes the JWT
+// filter ahead of every route (OIDC discovery for issuer-uri alone), and
+// TokenRelay, which then passes the client's token on, is left out; paths of
+// the filters after it stay right.
+func TestResourceServer(t *testing.T) {
+	file := "spring:\n  security.oauth2.resourceserver.jwt:\n    issuer-uri: https://idp.example/realms/shop\n    audiences: [api]\n" +
+		"  cloud.gateway:\n    default-filters:\n      - TokenRelay=\n      - StripPrefx=1\n"
+	cfg, errs, _ := Import("app.yml", []byte(file), noEnv)
+	if len(errs) > 0 {
+		t.Fatalf("errors:\n%v", errs)
+	}
+	if len(cfg.DefaultFilters) != 2 {
+		t.Fatalf("default filters: %+v", cfg.DefaultFilters)
+	}
+	jwt, next := cfg.DefaultFilters[0], cfg.DefaultFilters[1]
+	if jwt.Name != "JWT" || jwt.Path != "spring.security.oauth2.resourceserver.jwt" {
+		t.Errorf("first default filter %s at %s", jwt.Name, jwt.Path)
+	}
+	if next.Name != "StripPrefx" || next.Path != "spring.cloud.gateway.default-filters[1]" {
+		t.Errorf("second default filter %s at %s, want StripPrefx at spring.cloud.gateway.default-filters[1]", next.Name, next.Path)
+	}
+	res, _ := Convert("app.yml", []byte(file), noEnv)
+	if got := string(res.Marshal()); !strings.Contains(got, "issuer: https://idp.example/realms/shop\n      oidc_discovery: true\n      audience: [api]") {
+		t.Errorf("native:\n%s", got)
+	}
+}

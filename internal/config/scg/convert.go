@@ -44,6 +44,11 @@ type converter struct {
 	placeholders                                              int // resolved so far
 	reg                                                       *registry
 	regDone                                                   bool
+	jwt                                                       *yaml.Node // the resource server's JWT filter
+	jwtAt                                                     *prop
+	// defAt is where each converted predicate or filter was in its Spring
+	// list (a TokenRelay left out shifts the ones after it).
+	defAt map[*yaml.Node]string
 }
 
 // upstream is an upstream made for lb://NAME.
@@ -72,6 +77,7 @@ func (c *converter) mapPath(native, spring string) { c.res.paths[native] = sprin
 func (c *converter) convert() {
 	c.server = mapNode(c.root.value)
 	c.serverBlock()
+	c.securityBlock()
 	for _, r := range gatewayRoots {
 		gw := c.root.get(r)
 		if gw == nil {
@@ -90,6 +96,7 @@ func (c *converter) convert() {
 	}
 	c.redisBlock()
 	c.configCenters()
+	c.addJWT()
 	if krs := c.root.get("sluice.key-resolvers"); krs != nil {
 		krs.unused(func(p *prop) {
 			p.used = true
@@ -323,7 +330,7 @@ func (c *converter) route(item *prop) {
 	if p := item.kid("filters"); p != nil {
 		if n := c.definitions(p); n != nil {
 			for j, f := range n.Content {
-				c.mapPath(fmt.Sprintf("%s.filters[%d]", native, len(filters.Content)), fmt.Sprintf("%s[%d]", p.path, j))
+				c.mapPath(fmt.Sprintf("%s.filters[%d]", native, len(filters.Content)), c.defPath(f, fmt.Sprintf("%s[%d]", p.path, j)))
 				filters.Content = append(filters.Content, f)
 			}
 		}
@@ -472,6 +479,17 @@ func (c *converter) definitions(p *prop) *yaml.Node {
 		return nil
 	}
 	seq := seqNode(p.value)
+	var kept []string // the Spring path of each item of seq
+	defer func() {
+		if c.defAt == nil {
+			c.defAt = map[*yaml.Node]string{}
+		}
+		for i, n := range seq.Content {
+			if i < len(kept) {
+				c.defAt[n] = kept[i]
+			}
+		}
+	}()
 	for _, it := range p.items {
 		switch it.value.Kind {
 		case yaml.ScalarNode:
@@ -480,10 +498,17 @@ func (c *converter) definitions(p *prop) *yaml.Node {
 				continue
 			}
 			name, _, _ := strings.Cut(s, "=")
+			if c.tokenRelay(name, it) {
+				continue
+			}
 			c.checkDefinition(strings.TrimSpace(name), it)
 			c.spel(s, it)
-			seq.Content = append(seq.Content, strNode(s, it.value))
+			seq.Content, kept = append(seq.Content, strNode(s, it.value)), append(kept, it.path)
 		case yaml.MappingNode:
+			if n := it.kid("name"); n != nil && n.isScalar() && c.tokenRelay(n.value.Value, it) {
+				it.markAll()
+				continue
+			}
 			m := mapNode(it.value)
 			for _, k := range it.kids {
 				switch canonical(k.name) {
@@ -498,12 +523,20 @@ func (c *converter) definitions(p *prop) *yaml.Node {
 					c.errorf(k.key, k.path, "unknown key %q (a predicate or filter has name and args)", k.name)
 				}
 			}
-			seq.Content = append(seq.Content, m)
+			seq.Content, kept = append(seq.Content, m), append(kept, it.path)
 		default:
 			c.errorf(it.value, it.path, "expected Name=args or {name, args}")
 		}
 	}
 	return seq
+}
+
+// defPath is the Spring path of a converted predicate or filter, or def.
+func (c *converter) defPath(n *yaml.Node, def string) string {
+	if p, ok := c.defAt[n]; ok {
+		return p
+	}
+	return def
 }
 
 func (c *converter) checkDefinition(name string, at *prop) {
@@ -645,6 +678,9 @@ func (c *converter) filtersBlock(gw *prop) {
 	if c.defaultFilters == nil {
 		c.defaultFilters = n
 		c.mapPath("default_filters", p.path)
+		for i, f := range n.Content {
+			c.mapPath(fmt.Sprintf("default_filters[%d]", i), c.defPath(f, fmt.Sprintf("%s[%d]", p.path, i)))
+		}
 		return
 	}
 	c.errorf(p.value, p.path, "not supported: default-filters under both %s", strings.Join(gatewayRoots, " and "))

@@ -13,9 +13,12 @@ package args
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // A Spec is a predicate or filter as written in the config.
@@ -33,12 +36,18 @@ type Spec struct {
 type Args map[string][]string
 
 // Bind maps s onto fields, in shortcut order. A field ending in "..." gathers
-// every remaining positional value (Spring's GATHER_LIST). Unknown named keys and
-// surplus positional values are errors.
+// every remaining positional value (Spring's GATHER_LIST). Named keys bind
+// the Spring way (relaxed binding): maxBackoff, max-backoff, max_backoff and
+// MAX_BACKOFF name one field. When the first field gathers, named keys that
+// name no field are gathered into it too, as Spring's GATHER_LIST collects
+// every value whatever its name (Path's "pattern"). Other unknown named keys
+// and surplus positional values are errors.
 func (s Spec) Bind(fields []string) (Args, error) {
 	a := Args{}
 	pos := s.Positional
-	for k, v := range s.Named {
+	gatherFirst := len(fields) > 0 && strings.HasSuffix(fields[0], "...")
+	for _, k := range slices.Sorted(maps.Keys(s.Named)) {
+		v := s.Named[k]
 		if n, ok := strings.CutPrefix(k, "_genkey_"); ok {
 			i, err := strconv.Atoi(n)
 			if err != nil || i < 0 || i >= len(fields) {
@@ -47,16 +56,16 @@ func (s Spec) Bind(fields []string) (Args, error) {
 			a[strings.TrimSuffix(fields[i], "...")] = append(a[strings.TrimSuffix(fields[i], "...")], v...)
 			continue
 		}
-		known := false
-		for _, f := range fields {
-			if strings.TrimSuffix(f, "...") == k {
-				known = true
-			}
-		}
-		if !known {
+		name, ok := field(fields, k)
+		switch {
+		case ok:
+			a[name] = append(a[name], v...)
+		case gatherFirst:
+			name = strings.TrimSuffix(fields[0], "...")
+			a[name] = append(a[name], v...)
+		default:
 			return nil, fmt.Errorf("unknown argument %q (expected %s)", k, fieldList(fields))
 		}
-		a[k] = v
 	}
 	for i, f := range fields {
 		if len(pos) == 0 {
@@ -76,6 +85,33 @@ func (s Spec) Bind(fields []string) (Args, error) {
 		return nil, fmt.Errorf("too many arguments: %d given, at most %d expected (%s)", len(s.Positional), len(fields), fieldList(fields))
 	}
 	return a, nil
+}
+
+// field returns the field that key names: the field written exactly so,
+// else the first one equal under relaxed binding.
+func field(fields []string, key string) (string, bool) {
+	for _, f := range fields {
+		if f = strings.TrimSuffix(f, "..."); f == key {
+			return f, true
+		}
+	}
+	for _, f := range fields {
+		if f = strings.TrimSuffix(f, "..."); relaxed(f) == relaxed(key) {
+			return f, true
+		}
+	}
+	return "", false
+}
+
+// relaxed is Spring's canonical form of a property name: lower case,
+// without '-' and '_'.
+func relaxed(name string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' {
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, name)
 }
 
 func fieldList(fields []string) string {

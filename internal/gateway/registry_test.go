@@ -34,6 +34,9 @@ type registryUnderTest struct {
 	// set registers the backends in up as ready and those in down as
 	// marked down by the registry; the others are gone.
 	set func(t *testing.T, up, down []*countingBackend)
+	// outage stops the registry and returns what starts it again (nil:
+	// not played for this registry).
+	outage func() (restart func())
 	// downDropped: the registry leaves instances marked down out of its
 	// answer (Consul's passing filter) instead of listing them as down.
 	downDropped bool
@@ -69,12 +72,14 @@ func registries() []registryUnderTest {
         username: nacos
         password: nacos-pw
         cluster-name: DEFAULT
+        watch-delay: 500
       config:
         enabled: false`
 			},
 			set: func(t *testing.T, up, down []*countingBackend) {
 				nacos.Set("shop-dev", "SHOP_GROUP", "user-service", inst(up, down, false)...)
-			}},
+			},
+			outage: func() func() { nacos.Stop(); return nacos.Start }},
 		{name: "eureka",
 			spring: func(t *testing.T) string {
 				eureka = registrytest.NewEureka(t)
@@ -94,7 +99,8 @@ func registries() []registryUnderTest {
 			},
 			set: func(t *testing.T, up, down []*countingBackend) {
 				eureka.Set("USER-SERVICE", inst(up, down, true)...)
-			}},
+			},
+			outage: func() func() { eureka.Stop(); return eureka.Start }},
 		{name: "consul",
 			spring: func(t *testing.T) string {
 				consul = registrytest.NewConsul(t)
@@ -111,6 +117,7 @@ func registries() []registryUnderTest {
 			set: func(t *testing.T, up, down []*countingBackend) {
 				consul.Set("user-service", nil, inst(up, down, false)...)
 			},
+			outage:      func() func() { consul.Stop(); return consul.Start },
 			downDropped: true},
 		{name: "kubernetes",
 			spring: func(t *testing.T) string {
@@ -170,8 +177,10 @@ func userSlice(b *countingBackend, ready bool) *discoveryv1.EndpointSlice {
 // Consul are registrytest's in-process servers speaking their documented
 // HTTP APIs (the real ones cannot run here); Kubernetes is client-go's fake
 // clientset. Backends and the gateway are real servers on loopback sockets.
-// Under steady load, an instance is added, one is deregistered and then
-// shut down, and one is marked down by the registry and then shut down:
+// Under steady load, an instance is added, the registry goes down for two
+// seconds (the last instances keep serving; sluice_discovery_registry_up
+// shows it) and comes back, one instance is deregistered and then shut
+// down, and one is marked down by the registry and then shut down:
 // not one request may fail, a new instance must get requests, and an
 // instance marked down must get no new ones and have its idle connections
 // closed by the gateway.
@@ -238,6 +247,24 @@ spring:
 			reg.set(t, []*countingBackend{a, b, c}, nil)
 			awaitSet(a.addr()+" false", b.addr()+" false", c.addr()+" false")
 			awaitHits(c)
+
+			// The registry goes down: the last instances keep serving, the
+			// outage is counted; it comes back by itself.
+			if reg.outage != nil {
+				restart := reg.outage()
+				time.Sleep(2 * time.Second) // several failed fetches
+				awaitHits(a)
+				awaitHits(c)
+				if m := adminBody(t, g); !strings.Contains(m, `sluice_discovery_registry_up{registry="`+reg.name+`",upstream="user-service"} 0`) {
+					t.Errorf("registry outage not in the metrics:\n%s", grepLines(m, "sluice_discovery_"))
+				}
+				restart()
+				if !gatewaytest.Eventually(15*time.Second, func() bool {
+					return strings.Contains(adminBody(t, g), `sluice_discovery_registry_up{registry="`+reg.name+`",upstream="user-service"} 1`)
+				}) {
+					t.Fatal("registry not seen up again")
+				}
+			}
 
 			// a deregisters, then shuts down as an instance does.
 			reg.set(t, []*countingBackend{b, c}, nil)

@@ -44,6 +44,11 @@ type converter struct {
 	placeholders                                              int // resolved so far
 	reg                                                       *registry
 	regDone                                                   bool
+	jwt                                                       *yaml.Node // the resource server's JWT filter
+	jwtAt                                                     *prop
+	// defAt is where each converted predicate or filter was in its Spring
+	// list (a TokenRelay left out shifts the ones after it).
+	defAt map[*yaml.Node]string
 }
 
 // upstream is an upstream made for lb://NAME.
@@ -72,6 +77,7 @@ func (c *converter) mapPath(native, spring string) { c.res.paths[native] = sprin
 func (c *converter) convert() {
 	c.server = mapNode(c.root.value)
 	c.serverBlock()
+	c.securityBlock()
 	for _, r := range gatewayRoots {
 		gw := c.root.get(r)
 		if gw == nil {
@@ -81,13 +87,7 @@ func (c *converter) convert() {
 		c.filtersBlock(gw)
 		c.corsBlock(gw)
 		c.httpClient(gw, r)
-		if p := gw.get("discovery.locator.enabled"); p != nil {
-			if on, ok := c.boolean(p); ok && on {
-				c.errorf(p.value, p.path, "not supported: routes created from service discovery; define the routes explicitly")
-			} else if ok {
-				c.warnf(p.value, p.path, "ignored: discovery routes are off")
-			}
-		}
+		c.locatorBlock(gw)
 		if p := gw.kid("enabled"); p != nil {
 			if on, ok := c.boolean(p); ok && !on {
 				c.errorf(p.value, p.path, "not supported: the gateway is disabled; Sluice has no disabled mode")
@@ -95,6 +95,14 @@ func (c *converter) convert() {
 		}
 	}
 	c.redisBlock()
+	c.configCenters()
+	c.addJWT()
+	if krs := c.root.get("sluice.key-resolvers"); krs != nil {
+		krs.unused(func(p *prop) {
+			p.used = true
+			c.warnf(p.key, p.path, "ignored: no route uses the key-resolver bean %q", p.name)
+		})
+	}
 	if inst := c.root.get("spring.cloud.discovery.client.simple.instances"); inst != nil {
 		for _, svc := range inst.kids {
 			if c.ups[svc.name] == nil && !svc.used {
@@ -118,6 +126,25 @@ func (c *converter) convert() {
 		}
 	}
 	c.res.Native = doc
+}
+
+// locatorBlock handles discovery.locator: routes made for every registered
+// service. Its settings are ignored while it is off (its default).
+func (c *converter) locatorBlock(gw *prop) {
+	loc := gw.get("discovery.locator")
+	if loc == nil {
+		return
+	}
+	if p := loc.kid("enabled"); p != nil {
+		if on, ok := c.boolean(p); ok && on {
+			c.errorf(p.value, p.path, "not supported: routes created from service discovery; define the routes explicitly")
+			return
+		}
+	}
+	loc.unused(func(p *prop) {
+		p.used = true
+		c.warnf(p.value, p.path, "ignored: discovery routes are off")
+	})
 }
 
 // serverBlock converts server.port and server.address into server.listen.
@@ -246,6 +273,13 @@ func (c *converter) routesBlock(gw *prop) {
 			c.errorf(item.value, item.path, "expected a route (a mapping with id, uri, predicates, filters)")
 			continue
 		}
+		if p := item.kid("enabled"); p != nil {
+			if on, ok := c.boolean(p); ok && !on {
+				item.markAll()
+				c.warnf(p.value, p.path, "ignored: the route is disabled (enabled: false), as in Spring")
+				continue
+			}
+		}
 		c.route(item)
 	}
 }
@@ -296,7 +330,7 @@ func (c *converter) route(item *prop) {
 	if p := item.kid("filters"); p != nil {
 		if n := c.definitions(p); n != nil {
 			for j, f := range n.Content {
-				c.mapPath(fmt.Sprintf("%s.filters[%d]", native, len(filters.Content)), fmt.Sprintf("%s[%d]", p.path, j))
+				c.mapPath(fmt.Sprintf("%s.filters[%d]", native, len(filters.Content)), c.defPath(f, fmt.Sprintf("%s[%d]", p.path, j)))
 				filters.Content = append(filters.Content, f)
 			}
 		}
@@ -445,6 +479,17 @@ func (c *converter) definitions(p *prop) *yaml.Node {
 		return nil
 	}
 	seq := seqNode(p.value)
+	var kept []string // the Spring path of each item of seq
+	defer func() {
+		if c.defAt == nil {
+			c.defAt = map[*yaml.Node]string{}
+		}
+		for i, n := range seq.Content {
+			if i < len(kept) {
+				c.defAt[n] = kept[i]
+			}
+		}
+	}()
 	for _, it := range p.items {
 		switch it.value.Kind {
 		case yaml.ScalarNode:
@@ -453,10 +498,17 @@ func (c *converter) definitions(p *prop) *yaml.Node {
 				continue
 			}
 			name, _, _ := strings.Cut(s, "=")
+			if c.tokenRelay(name, it) {
+				continue
+			}
 			c.checkDefinition(strings.TrimSpace(name), it)
 			c.spel(s, it)
-			seq.Content = append(seq.Content, strNode(s, it.value))
+			seq.Content, kept = append(seq.Content, strNode(s, it.value)), append(kept, it.path)
 		case yaml.MappingNode:
+			if n := it.kid("name"); n != nil && n.isScalar() && c.tokenRelay(n.value.Value, it) {
+				it.markAll()
+				continue
+			}
 			m := mapNode(it.value)
 			for _, k := range it.kids {
 				switch canonical(k.name) {
@@ -471,12 +523,20 @@ func (c *converter) definitions(p *prop) *yaml.Node {
 					c.errorf(k.key, k.path, "unknown key %q (a predicate or filter has name and args)", k.name)
 				}
 			}
-			seq.Content = append(seq.Content, m)
+			seq.Content, kept = append(seq.Content, m), append(kept, it.path)
 		default:
 			c.errorf(it.value, it.path, "expected Name=args or {name, args}")
 		}
 	}
 	return seq
+}
+
+// defPath is the Spring path of a converted predicate or filter, or def.
+func (c *converter) defPath(n *yaml.Node, def string) string {
+	if p, ok := c.defAt[n]; ok {
+		return p
+	}
+	return def
 }
 
 func (c *converter) checkDefinition(name string, at *prop) {
@@ -496,6 +556,32 @@ func (c *converter) spel(v string, at *prop) {
 		"client_ip, header:NAME, path:VARIABLE or user[:HEADER] (see docs/spring-import.md)")
 }
 
+// beanRef returns the bean of a SpEL bean reference, #{@name}.
+func beanRef(v string) (string, bool) {
+	name, ok := strings.CutPrefix(strings.TrimSpace(v), "#{@")
+	if name, ok2 := strings.CutSuffix(name, "}"); ok && ok2 && name != "" && !strings.ContainsAny(name, "{}()#@ .") {
+		return name, true
+	}
+	return "", false
+}
+
+// keyResolver maps a key-resolver bean through sluice.key-resolvers.BEAN
+// in the file (Spring ignores it): client_ip, header:NAME, path:VARIABLE,
+// principal or user[:HEADER]. Spring's own principalNameKeyResolver is
+// principal. An unmapped bean is one error.
+func (c *converter) keyResolver(bean string, at *prop) (string, bool) {
+	if bean == "principalNameKeyResolver" {
+		return "principal", true
+	}
+	m := c.root.get("sluice.key-resolvers").kid(bean)
+	if m == nil {
+		c.errorf(at.value, at.path, "the key-resolver bean %q is Java code: say what it keys on in this file, "+
+			"as sluice.key-resolvers.%s: client_ip | header:NAME | path:VARIABLE | principal (see docs/spring-import.md)", bean, bean)
+		return "", false
+	}
+	return c.str(m)
+}
+
 // copy converts a free-form value (filter args, metadata) with its
 // placeholders resolved, flagging SpEL expressions.
 func (c *converter) copy(p *prop) *yaml.Node {
@@ -504,7 +590,9 @@ func (c *converter) copy(p *prop) *yaml.Node {
 	case len(p.kids) > 0:
 		m := mapNode(p.value)
 		for _, k := range p.kids {
-			add(m, k.name, c.copy(k))
+			if v := c.copy(k); v != nil {
+				add(m, k.name, v)
+			}
 		}
 		return m
 	case p.value != nil && p.value.Kind == yaml.SequenceNode:
@@ -519,6 +607,18 @@ func (c *converter) copy(p *prop) *yaml.Node {
 	v, err := c.expand(p.value.Value, 0)
 	if err != nil {
 		c.errorf(p.value, p.path, "%v", err)
+	}
+	if bean, ok := beanRef(v); ok {
+		switch canonical(p.name) {
+		case "keyresolver":
+			if v, ok = c.keyResolver(bean, p); !ok {
+				return nil
+			}
+			return strNode(v, p.value)
+		case "ratelimiter":
+			c.errorf(p.value, p.path, "not supported: the RateLimiter bean %q runs Java code; Sluice's rate limiter is the Redis token bucket set by redis-rate-limiter.*", bean)
+			return nil
+		}
 	}
 	c.spel(v, p)
 	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: p.value.Tag, Style: p.value.Style, Value: v, Line: p.value.Line, Column: p.value.Column}
@@ -578,6 +678,9 @@ func (c *converter) filtersBlock(gw *prop) {
 	if c.defaultFilters == nil {
 		c.defaultFilters = n
 		c.mapPath("default_filters", p.path)
+		for i, f := range n.Content {
+			c.mapPath(fmt.Sprintf("default_filters[%d]", i), c.defPath(f, fmt.Sprintf("%s[%d]", p.path, i)))
+		}
 		return
 	}
 	c.errorf(p.value, p.path, "not supported: default-filters under both %s", strings.Join(gatewayRoots, " and "))
@@ -903,7 +1006,9 @@ func (c *converter) redisNodes(block *yaml.Node, path, native string) {
 }
 
 // extraDocument handles a document after the first: one for a profile that
-// is not active is ignored, as in Spring; any other would change the first.
+// is not active is ignored, as in Spring; one that holds only properties
+// the import does not read (logging, management …) is listed as warnings;
+// any other would change the first.
 func (c *converter) extraDocument(root *yaml.Node) {
 	if root.Kind != yaml.MappingNode {
 		c.errorf(root, "", "not supported: a second document that is not a mapping")
@@ -915,13 +1020,50 @@ func (c *converter) extraDocument(root *yaml.Node) {
 		on = tree.get("spring.profiles")
 	}
 	if on != nil && on.isScalar() {
-		active, _ := c.env("SPRING_PROFILES_ACTIVE")
-		if !slices.ContainsFunc(splitList(active), func(p string) bool { return slices.Contains(splitList(on.value.Value), p) }) {
-			c.warnf(root, "", "ignored: a document for profile %q, which is not active (SPRING_PROFILES_ACTIVE)", on.value.Value)
+		active, from := c.activeProfiles()
+		if !slices.ContainsFunc(active, func(p string) bool { return slices.Contains(splitList(on.value.Value), p) }) {
+			c.warnf(root, "", "ignored: a document for profile %q, which is not active (%s)", on.value.Value, from)
+			return
+		}
+		on.markAll()
+	}
+	var leaves []*prop
+	tree.unused(func(p *prop) { leaves = append(leaves, p) })
+	for _, p := range leaves {
+		if read(canonicalPath(p)) {
+			c.errorf(root, "", "not supported: a second document, which Spring applies over the first; merge it into the first")
 			return
 		}
 	}
-	c.errorf(root, "", "not supported: a second document, which Spring applies over the first; merge it into the first")
+	for _, p := range leaves {
+		c.leftover(p)
+	}
+}
+
+// activeProfiles are the profiles Spring activates: SPRING_PROFILES_ACTIVE,
+// else spring.profiles.active in the first document; from says which.
+func (c *converter) activeProfiles() (profiles []string, from string) {
+	if v, ok := c.env("SPRING_PROFILES_ACTIVE"); ok {
+		return splitList(v), "SPRING_PROFILES_ACTIVE"
+	}
+	if p := c.root.get("spring.profiles.active"); p != nil {
+		if l, ok := c.list(p); ok {
+			return l, p.path
+		}
+	}
+	return nil, "no active profile: SPRING_PROFILES_ACTIVE and spring.profiles.active are not set"
+}
+
+// read reports whether the import reads the property at the canonical
+// path cp, so that setting it in a later document would change the result.
+func read(cp string) bool {
+	for _, pre := range []string{"server.", "management.server.", "spring.cloud.", "spring.data.redis.", "spring.redis.",
+		"spring.security.", "eureka.client.", "spring.profiles.", "spring.config.", "spring.main.", "sluice."} {
+		if strings.HasPrefix(cp+".", pre) {
+			return true
+		}
+	}
+	return false
 }
 
 // setting returns the single-valued property at path (kebab-case, from the
@@ -1036,9 +1178,12 @@ func canonicalPath(p *prop) string {
 // str returns the value of the scalar p, placeholders resolved.
 func (c *converter) str(p *prop) (string, bool) {
 	p.markAll()
-	if !p.isScalar() || p.isNull() {
+	if !p.isScalar() {
 		c.errorf(p.value, p.path, "expected a single value")
 		return "", false
+	}
+	if p.isNull() {
+		return "", true // password: is an empty password, in Spring as here
 	}
 	v, err := c.expand(p.value.Value, 0)
 	if err != nil {

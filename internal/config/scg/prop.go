@@ -22,6 +22,10 @@ type prop struct {
 	kids  []*prop    // for a mapping, in file order
 	items []*prop    // for a list
 	used  bool
+	// filled: value was written in the file (not only made for a segment
+	// of a dotted key). A filled scalar may have kids too: Spring reads
+	// logging.level.a and logging.level.a.b as two properties.
+	filled bool
 }
 
 // canonical is Spring's relaxed form of a property name: max-idle-time,
@@ -61,6 +65,7 @@ type builder struct {
 func (b *builder) fill(p *prop, n *yaml.Node, depth int) {
 	n = resolve(n)
 	p.value = n
+	p.filled = true
 	b.budget--
 	switch {
 	case b.budget == 0:
@@ -96,6 +101,10 @@ func (b *builder) fill(p *prop, n *yaml.Node, depth int) {
 					child = &prop{name: seg, path: join(parent.path, seg), key: k,
 						value: &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: k.Line, Column: k.Column}}
 					parent.kids = append(parent.kids, child)
+				case !last && child.isScalar():
+					// a.b: 1 and a.b.c: 2 are two properties; go on below a.b.
+				case last && resolve(v).Kind == yaml.ScalarNode && !child.filled:
+					// a.b.c: 2 and then a.b: 1: the same, the other way round.
 				case child.value.Kind != yaml.MappingNode,
 					last && resolve(v).Kind != yaml.MappingNode:
 					b.report(k, child.path, "duplicate property (first at line %d)", child.key.Line)
@@ -197,6 +206,9 @@ func (p *prop) unused(f func(*prop)) {
 	}
 	switch {
 	case len(p.kids) > 0:
+		if p.isScalar() && p.filled {
+			f(p) // a value beside the properties below it
+		}
 		for _, k := range p.kids {
 			k.unused(f)
 		}

@@ -315,3 +315,32 @@ func (p *prop) kidsOrEmpty() []*prop {
 	}
 	return p.kids
 }
+
+// configCenters reports configuration that Spring loads from a server at
+// start (Nacos config, Spring Cloud Config, Consul KV): the routes and
+// settings it holds would be missing, so each is an error.
+func (c *converter) configCenters() {
+	if cfg := c.root.get("spring.cloud.nacos.config"); cfg != nil && c.enabled("spring.cloud.nacos.config.enabled") {
+		at := cfg.kid("server-addr")
+		if at == nil {
+			at = c.root.get("spring.cloud.nacos.server-addr")
+		}
+		if at != nil {
+			c.errorf(at.value, at.path, "not supported: properties kept in Nacos config (routes, filters …) are not read; "+
+				"export them into this file, or set spring.cloud.nacos.config.enabled: false if it holds none")
+		}
+	}
+	if p := c.root.get("spring.config.import"); p != nil {
+		l, _ := c.list(p)
+		for _, s := range l {
+			if i := strings.Index(strings.TrimPrefix(s, "optional:"), ":"); i > 0 && !strings.HasPrefix(strings.TrimPrefix(s, "optional:"), "file:") &&
+				!strings.HasPrefix(strings.TrimPrefix(s, "optional:"), "classpath:") {
+				c.errorf(p.value, p.path, "not supported: %q imports properties from a server, which Sluice does not read; put them in this file", s)
+			}
+		}
+	}
+	if p := c.setting("spring.cloud.config.uri"); p != nil && c.enabled("spring.cloud.config.enabled") {
+		c.str(p)
+		c.errorf(p.value, p.path, "not supported: properties from Spring Cloud Config are not read; put them in this file")
+	}
+}

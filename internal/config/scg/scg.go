@@ -48,11 +48,12 @@ type Result struct {
 }
 
 // IsSpring reports whether data is a Spring Boot configuration: a YAML
-// mapping with a top-level spring key (spring: or spring.…:).
+// mapping with a top-level spring key (spring: or spring.…:), or a
+// .properties file with a spring.… property.
 func IsSpring(data []byte) bool {
 	var doc yaml.Node
-	if yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc) != nil || len(doc.Content) == 0 {
-		return false
+	if yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc) != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return isSpringProperties(data)
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
@@ -70,7 +71,11 @@ func IsSpring(data []byte) bool {
 // placeholders with env. The error, config.Errors, is for a file that is not
 // well-formed YAML or not a mapping; every other problem is in the Result.
 func Convert(file string, data []byte, env Env) (*Result, error) {
-	root, extra, err := documents(file, data)
+	docs := documents
+	if isPropertiesFile(file, data) {
+		docs = properties
+	}
+	root, extra, err := docs(file, data)
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +227,41 @@ func nativeKeys() map[string]bool {
 	return keys
 }
 
+// isPropertiesFile reports whether the file is a .properties file: by its
+// name, or, for another name, by content that is not YAML but properties.
+func isPropertiesFile(file string, data []byte) bool {
+	if strings.HasSuffix(strings.ToLower(file), ".properties") {
+		return true
+	}
+	var doc yaml.Node
+	err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc)
+	return (err != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode) && isSpringProperties(data)
+}
+
+// isSpringProperties reports whether data parses as properties with a
+// spring.… property (written so, with a dot: "spring:" alone is YAML).
+func isSpringProperties(data []byte) bool {
+	if _, err := propertiesDocuments("", data); err != nil {
+		return false
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		key, _, _ := splitProperty(strings.TrimLeft(line, " \t\f"))
+		if strings.HasPrefix(key, "spring.") {
+			return true
+		}
+	}
+	return false
+}
+
+// properties parses a .properties file like documents does a YAML one.
+func properties(file string, data []byte) (*yaml.Node, []*yaml.Node, error) {
+	docs, err := propertiesDocuments(file, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return docs[0], docs[1:], nil
+}
+
 // documents parses data: the root mapping of its first document, and the
 // roots of the documents after it.
 func documents(file string, data []byte) (*yaml.Node, []*yaml.Node, error) {
@@ -240,7 +280,7 @@ func documents(file string, data []byte) (*yaml.Node, []*yaml.Node, error) {
 			}
 			return nil, nil, config.Errors{{File: file, Line: 1, Col: 1, Msg: err.Error()}}
 		}
-		if len(doc.Content) > 0 {
+		if len(doc.Content) > 0 && !(len(roots) > 0 && doc.Content[0].ShortTag() == "!!null") { // an empty later document
 			roots = append(roots, doc.Content[0])
 		}
 	}

@@ -209,7 +209,7 @@ func TestConvert(t *testing.T) {
 		{
 			name: "Spring's own principalNameKeyResolver is not user code",
 			file: "spring.cloud.gateway.default-filters:\n  - name: RequestRateLimiter\n    args: {key-resolver: '#{@principalNameKeyResolver}'}\n",
-			want: []string{"key-resolver: '#{@principalNameKeyResolver}'"},
+			want: []string{"key-resolver: principal"},
 		},
 		{
 			name: "unknown gateway property and unknown route key",

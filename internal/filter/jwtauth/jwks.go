@@ -2,11 +2,14 @@ package jwtauth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +22,11 @@ import (
 // refreshes it when it is older than refresh or when a token names an
 // unknown key (at most once per minInterval).
 type remote struct {
-	url         string
+	url string // "" until discovered from issuer
+	// issuer, when url is "", is an OpenID Provider whose discovery document
+	// (ISSUER/.well-known/openid-configuration) names the JWKS (jwks_uri).
+	issuer      string
+	urlMu       sync.Mutex
 	client      *http.Client
 	timeout     time.Duration
 	refresh     time.Duration
@@ -81,15 +88,59 @@ func (r *remote) refreshAsync() {
 		defer cancel()
 		ks, err := r.fetch(ctx)
 		if err != nil {
-			r.log.Warn("JWKS refresh failed; keeping the keys we have", "url", r.url, "error", err)
+			r.log.Warn("JWKS refresh failed; keeping the keys we have", "error", err)
 			return
 		}
 		r.keys.Store(ks)
 	}()
 }
 
+// jwksURL returns the JWKS URL, discovering it the first time if needed.
+// The discovery document must name the configured issuer, as OpenID
+// Connect Discovery 1.0 section 4.3 requires (and Spring Security checks).
+func (r *remote) jwksURL(ctx context.Context) (string, error) {
+	r.urlMu.Lock()
+	defer r.urlMu.Unlock()
+	if r.url != "" {
+		return r.url, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(r.issuer, "/")+"/.well-known/openid-configuration", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("OIDC discovery: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("OIDC discovery %s: status %s", req.URL, resp.Status)
+	}
+	var doc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&doc); err != nil {
+		return "", fmt.Errorf("OIDC discovery %s: %w", req.URL, err)
+	}
+	if doc.Issuer != r.issuer {
+		return "", fmt.Errorf("OIDC discovery %s: issuer %q, want %q", req.URL, doc.Issuer, r.issuer)
+	}
+	u, err := url.Parse(doc.JWKSURI)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", fmt.Errorf("OIDC discovery %s: jwks_uri %q is not an http(s) URL", req.URL, doc.JWKSURI)
+	}
+	r.url = doc.JWKSURI
+	return r.url, nil
+}
+
 func (r *remote) fetch(ctx context.Context) (*keySet, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
+	jwks, err := r.jwksURL(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, jwks, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -26,9 +26,12 @@ import (
 // Factory builds JWT filters. The shortcut is JWT=JWKS_URL.
 var Factory = filter.Factory{
 	Fields: []string{"jwks_url", "issuer", "audience", "algorithms", "secret", "secret_file", "key_file",
-		"jwks_refresh", "jwks_timeout", "leeway", "require_exp", "header", "scheme", "cookie", "claim_headers", "allow"},
+		"jwks_refresh", "jwks_timeout", "leeway", "require_exp", "header", "scheme", "cookie", "claim_headers", "allow", "oidc_discovery"},
 	New: newFilter,
 }
+
+// discoverJWKS stands for a jwks_url that OIDC discovery finds.
+const discoverJWKS = "\x00discover"
 
 var supported = []string{"HS256", "RS256", "ES256"}
 
@@ -44,6 +47,16 @@ func newFilter(a args.Args, env *filter.Env) (filter.Filter, error) {
 	f.issuer = get("issuer")
 	if err != nil {
 		return nil, err
+	}
+	discover, err := a.Bool("oidc_discovery", false)
+	if err != nil {
+		return nil, err
+	}
+	if discover && jwksURL == "" {
+		if f.issuer == "" {
+			return nil, errors.New("oidc_discovery needs issuer")
+		}
+		jwksURL = discoverJWKS // the issuer's discovery document names it
 	}
 	sources := 0
 	for _, s := range []string{secret, secretFile, keyFile, jwksURL} {
@@ -92,11 +105,16 @@ func newFilter(a args.Args, env *filter.Env) (filter.Filter, error) {
 			return nil, fmt.Errorf("key_file %s: %w", keyFile, err)
 		}
 	default:
-		u, err := url.Parse(jwksURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		var discoverFrom string
+		if jwksURL == discoverJWKS {
+			jwksURL, discoverFrom = "", f.issuer
+			if u, err := url.Parse(f.issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return nil, fmt.Errorf("issuer: %q is not an http(s) URL, which oidc_discovery needs", f.issuer)
+			}
+		} else if u, err := url.Parse(jwksURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("jwks_url: %q is not an http(s) URL", jwksURL)
 		}
-		r := &remote{url: jwksURL, log: log, minInterval: 5 * time.Second,
+		r := &remote{url: jwksURL, issuer: discoverFrom, log: log, minInterval: 5 * time.Second,
 			client: &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConns: 1, IdleConnTimeout: 30 * time.Second}}}
 		if r.refresh, err = a.Duration("jwks_refresh", 5*time.Minute); err != nil {
 			return nil, err

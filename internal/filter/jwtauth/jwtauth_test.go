@@ -298,3 +298,47 @@ func TestJWTConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestJWTOIDCDiscovery: with oidc_discovery, the JWKS is the one named by
+// the issuer's discovery document (Spring's issuer-uri), fetched on demand
+// from a real loopback server; a document naming another issuer is refused.
+func TestJWTOIDCDiscovery(t *testing.T) {
+	be := gatewaytest.NewEcho(t, "be")
+	jwks := newJWKS(t, rsaJWK("r1", &rsaKey.PublicKey))
+	var issuer string
+	claimed := func() string { return issuer }
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/realms/shop/.well-known/openid-configuration" {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"issuer": claimed(), "jwks_uri": jwks.URL + "/certs",
+			"authorization_endpoint": issuer + "/auth", "id_token_signing_alg_values_supported": []string{"RS256"}})
+	}))
+	t.Cleanup(idp.Close)
+	issuer = idp.URL + "/realms/shop"
+	g := gatewaytest.Start(t, fmt.Sprintf(`
+		routes:
+		  - id: r
+		    uri: http://%s
+		    filters: [{name: JWT, args: {issuer: "%s", oidc_discovery: true}}]
+		`, be.Addr(), issuer))
+	tok := sign(t, jwt.SigningMethodRS256, rsaKey, "r1", claims(func(c jwt.MapClaims) { c["iss"] = issuer }))
+	if st, _ := call(t, g, "/x", tok, nil); st != 200 {
+		t.Fatalf("token of the discovered issuer: %d, want 200", st)
+	}
+	wrong := sign(t, jwt.SigningMethodRS256, rsaKey, "r1", claims(nil))
+	if st, _ := call(t, g, "/x", wrong, nil); st != 401 {
+		t.Fatalf("token of another issuer: %d, want 401", st)
+	}
+
+	g2 := gatewaytest.Start(t, fmt.Sprintf(`
+		routes:
+		  - id: r
+		    uri: http://%s
+		    filters: [{name: JWT, args: {issuer: "%s/", oidc_discovery: true}}]
+		`, be.Addr(), issuer))
+	if st, _ := call(t, g2, "/x", tok, nil); st == 200 {
+		t.Fatal("accepted although the discovery document names another issuer")
+	}
+}

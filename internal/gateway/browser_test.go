@@ -104,12 +104,14 @@ func waitJS(t *testing.T, ctx context.Context, expr, what string) {
 
 // Headless Chromium through a TLS listener: the page comes over HTTP/2
 // (ALPN), a Server-Sent Event reaches the browser before the backend sends
-// the next one (nothing held back), and a WebSocket open when the gateway
-// drains closes cleanly with 1001 (one close frame, wasClean).
+// the next one (nothing held back), and a WebSocket (over HTTP/1.1) open
+// when the gateway drains closes cleanly with 1001 (one close frame,
+// wasClean).
 func TestBrowserThroughGatewayTLSSSEAndWebSocketDrain(t *testing.T) {
 	chromium := chromiumPath(t)
 	next := make(chan struct{})
 	backend := browserBackend(t, next)
+	var log gatewaytest.SafeBuffer
 	dir := t.TempDir()
 	certFile, keyFile, cert := writeCert(t, dir, "api", 1, "api.example.com")
 	g, err := gatewaytest.TryStart(`
@@ -120,7 +122,7 @@ func TestBrowserThroughGatewayTLSSSEAndWebSocketDrain(t *testing.T) {
 		  - id: all
 		    uri: lb://b`, gatewaytest.WithServer(`
 		tls:
-		  certificates: [{cert_file: "`+certFile+`", key_file: "`+keyFile+`"}]`))
+		  certificates: [{cert_file: "`+certFile+`", key_file: "`+keyFile+`"}]`), gatewaytest.WithLog(&log))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,4 +208,18 @@ func TestBrowserThroughGatewayTLSSSEAndWebSocketDrain(t *testing.T) {
 		t.Errorf("onclose code %d wasClean %v (reason %q), want 1001 and a clean close", closed.Code, closed.Clean, closed.Reason)
 	}
 	t.Log(<-done)
+	// Extended CONNECT (RFC 8441) is off, so the WebSocket came on an
+	// HTTP/1.1 connection of its own (docs/grpc.md).
+	upgrades := 0
+	for _, l := range accessLines(&log) {
+		if l["status"] == float64(http.StatusSwitchingProtocols) {
+			upgrades++
+			if l["protocol"] != "HTTP/1.1" {
+				t.Errorf("WebSocket over %v, want HTTP/1.1", l["protocol"])
+			}
+		}
+	}
+	if upgrades != 1 {
+		t.Errorf("%d access lines with status 101, want the WebSocket's one", upgrades)
+	}
 }

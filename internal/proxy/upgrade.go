@@ -86,7 +86,7 @@ func closeWrite(c any) {
 }
 
 // copy copies src to dst; for WebSocket, one whole frame at a time under
-// d's lock, dropping the frames after a close the gateway sent.
+// d's lock, dropping the frames that follow a close frame (d.closed).
 func (u *upgrade) copy(dst io.Writer, src io.Reader, d *direction) {
 	if !u.ws {
 		n, _ := io.Copy(dst, src)

@@ -1,6 +1,7 @@
 package h1diff
 
 import (
+	"bytes"
 	"errors"
 	"net/url"
 	"strings"
@@ -32,7 +33,12 @@ type rule struct {
 	match func(raw []byte, d *Diff) bool
 }
 
-var rules = []rule{
+// rules is filled by init: one rule looks others up through known.
+var rules []rule
+
+func init() { rules = documented }
+
+var documented = []rule{
 	{"fasthttp refuses what net/http accepts", func(_ []byte, d *Diff) bool {
 		return d.Class == Accept && d.NetHTTP == "accepts"
 	}},
@@ -58,6 +64,14 @@ var rules = []rule{
 	}},
 	{"CONNECT targets name different hosts", func(raw []byte, d *Diff) bool {
 		return d.Class == Target && ParseNetHTTP(raw).Method == "CONNECT"
+	}},
+	{"fasthttp skips empty lines before the request line", func(raw []byte, d *Diff) bool {
+		rest := bytes.TrimLeft(raw, "\r\n")
+		if d.Class != Accept || d.FastHTTP != "accepts" || len(rest) == len(raw) {
+			return false
+		}
+		d2 := Compare(rest)
+		return d2 == nil || known(rest, d2) != ""
 	}},
 	{"fasthttp closes after Content-Length with Transfer-Encoding", func(raw []byte, d *Diff) bool {
 		h := fields(raw)

@@ -124,6 +124,18 @@ type View struct {
 	Close                   bool
 }
 
+// asciiLower lowers A-Z only: strings.ToLower would turn invalid UTF-8
+// into U+FFFD, which fasthttp's lowering does not.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
 func (v *View) framing() string {
 	kind := "length " + fmt.Sprint(v.Length)
 	if v.Chunked {
@@ -172,7 +184,7 @@ func ParseNetHTTP(raw []byte) View {
 	if err != nil {
 		return View{Err: err}
 	}
-	v := View{Method: req.Method, Version: req.Proto, Target: req.RequestURI, Host: strings.ToLower(req.Host),
+	v := View{Method: req.Method, Version: req.Proto, Target: req.RequestURI, Host: asciiLower(req.Host),
 		Chunked: slices.Equal(req.TransferEncoding, []string{"chunked"}), Length: req.ContentLength,
 		Consumed: len(raw) - br.Buffered() - r.Len(), Body: body, Close: req.Close}
 	for _, h := range []http.Header{req.Header, req.Trailer} {

@@ -9,13 +9,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// Both floors forward GETs and POSTs (small, 100 KiB, chunked) over
+// Both floors forward GETs, HEADs and POSTs (small, 100 KiB, chunked) over
 // kept-alive upstream connections, passing status, headers and bodies
 // through, and a connection the backend closes is not reused: they are
 // measured as proxies, so they must be ones. Each runs as its own process
@@ -36,8 +37,11 @@ func testFloorForwards(t *testing.T, peer string) {
 			w.Write([]byte("bye"))
 			return
 		}
+		if r.Method == "HEAD" { // else net/http closes after it, not knowing the length
+			w.Header().Set("Content-Length", strconv.Itoa(100<<10))
+		}
 		w.WriteHeader(http.StatusTeapot)
-		w.Write([]byte(strings.Repeat("x", 100<<10)))
+		w.Write([]byte(strings.Repeat("x", 100<<10))) // chunked: no Content-Length
 	}))
 	backend.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
@@ -59,6 +63,7 @@ func testFloorForwards(t *testing.T, peer string) {
 		{desc: "small POST", method: "POST", path: "/a?b=1", body: "hello", wantConns: 1},
 		{desc: "100 KiB POST", method: "POST", path: "/a", body: big, wantConns: 1},
 		{desc: "chunked POST", method: "POST", path: "/a", body: big, chunked: true, wantConns: 1},
+		{desc: "HEAD", method: "HEAD", path: "/a", wantConns: 1},
 		{desc: "GET again", method: "GET", path: "/a?b=1", wantConns: 1},
 		{desc: "backend closes", method: "GET", path: "/close", wantConns: 1},
 		{desc: "GET after close", method: "GET", path: "/a", wantConns: 2},
@@ -76,8 +81,11 @@ func testFloorForwards(t *testing.T, peer string) {
 		resp.Body.Close()
 		want := fmt.Sprintf("%s %s %d %x", tc.method, tc.path, len(tc.body), sha256.Sum256([]byte(tc.body)))
 		wantStatus, wantLen := http.StatusTeapot, 100<<10
-		if tc.path == "/close" {
+		switch {
+		case tc.path == "/close":
 			wantStatus, wantLen = http.StatusOK, 3
+		case tc.method == "HEAD":
+			wantLen = 0
 		}
 		if resp.StatusCode != wantStatus || resp.Header.Get("X-Seen") != want || len(b) != wantLen {
 			t.Errorf("%s: %d %q, %d bytes; want %d %q, %d bytes", tc.desc, resp.StatusCode, resp.Header.Get("X-Seen"), len(b),

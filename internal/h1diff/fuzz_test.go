@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -72,6 +73,18 @@ var documented = []rule{
 		}
 		d2 := Compare(rest)
 		return d2 == nil || known(rest, d2) != ""
+	}},
+	{"fasthttp keeps cookies with an empty name", func(raw []byte, d *Diff) bool {
+		return d.Class == Cookie && slices.ContainsFunc(ParseFastHTTP(raw).Cookies, func(c string) bool {
+			return strings.HasPrefix(c, "=")
+		})
+	}},
+	{"fasthttp trims whitespace in cookie values that net/http keeps", func(raw []byte, d *Diff) bool {
+		strip := strings.NewReplacer(" ", "", "\t", "")
+		return d.Class == Cookie && strip.Replace(d.NetHTTP) == strip.Replace(d.FastHTTP)
+	}},
+	{"net/http drops invalid cookies that fasthttp keeps", func(raw []byte, d *Diff) bool {
+		return d.Class == Cookie && len(ParseNetHTTP(raw).Cookies) < len(ParseFastHTTP(raw).Cookies)
 	}},
 	{"fasthttp closes after Content-Length with Transfer-Encoding", func(raw []byte, d *Diff) bool {
 		h := fields(raw)

@@ -39,6 +39,7 @@ const (
 	Body    Class = "body"    // the body bytes
 	Header  Class = "header"  // header (and trailer) fields
 	Close   Class = "close"   // whether the connection ends after this request
+	Cookie  Class = "cookie"  // the cookies, as name=value pairs
 )
 
 // A Diff is one disagreement: its class and both parsers' views of the field.
@@ -77,6 +78,7 @@ func compareViews(n, f View) *Diff {
 		{Body, fmt.Sprintf("%q", n.Body), fmt.Sprintf("%q", f.Body)},
 		{Header, fmt.Sprintf("%q", n.Header), fmt.Sprintf("%q", f.Header)},
 		{Close, fmt.Sprint(n.Close), fmt.Sprint(f.Close)},
+		{Cookie, fmt.Sprintf("%q", n.Cookies), fmt.Sprintf("%q", f.Cookies)},
 	} {
 		if c.n != c.f {
 			return &Diff{c.class, c.n, c.f}
@@ -109,9 +111,12 @@ func verdict(err error) string {
 //     and Transfer-Encoding (compared above), Connection (fasthttp keeps
 //     only whether it says close: Close), Trailer (net/http drops the
 //     declaration; the trailer fields are compared) and Cookie (fasthttp
-//     re-encodes cookies; see docs/engine.md), as "name: value" with the name in lower
+//     re-encodes cookies: Cookies), as "name: value" with the name in lower
 //     case and the value as the parser stores it (both trim optional
 //     whitespace), sorted by name, fields of one name in received order.
+//   - Cookies are the request's cookies as each parser splits the Cookie
+//     fields into name=value pairs (net/http's Request.Cookies, fasthttp's
+//     RequestHeader.Cookies), in order: what a cookie predicate sees.
 type View struct {
 	Err                     error // the request is refused
 	Method, Version, Target string
@@ -122,6 +127,7 @@ type View struct {
 	Body                    []byte
 	Header                  []string
 	Close                   bool
+	Cookies                 []string
 }
 
 // asciiLower lowers A-Z only: strings.ToLower would turn invalid UTF-8
@@ -193,6 +199,9 @@ func ParseNetHTTP(raw []byte) View {
 				v.add(name, value)
 			}
 		}
+	}
+	for _, c := range req.Cookies() {
+		v.Cookies = append(v.Cookies, c.Name+"="+c.Value)
 	}
 	v.sortHeader()
 	return v
@@ -277,6 +286,9 @@ func ParseFastHTTP(raw []byte) View {
 				v.add(k, string(value))
 			}
 		}
+	}
+	for name, value := range req.Header.Cookies() {
+		v.Cookies = append(v.Cookies, string(name)+"="+string(value))
 	}
 	v.sortHeader()
 	return v

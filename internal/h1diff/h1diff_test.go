@@ -39,6 +39,15 @@ func TestCompareClassifiesKnownInputs(t *testing.T) {
 			class: Close, rule: "fasthttp accepts versions other than HTTP/1.0 and HTTP/1.1"},
 		{desc: "empty line before the request line", raw: "\r\n\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
 			class: Accept, rule: "fasthttp skips empty lines before the request line"},
+		{desc: "a cookie without '='", raw: "GET / HTTP/1.1\r\nHost: h\r\nCookie: a=1; c\r\n\r\n",
+			class: Cookie, rule: "fasthttp keeps cookies with an empty name"},
+		{desc: "a cookie with an empty name", raw: "GET / HTTP/1.1\r\nHost: h\r\nCookie: =x\r\n\r\n",
+			class: Cookie, rule: "fasthttp keeps cookies with an empty name"},
+		{desc: "space in a cookie value", raw: "GET / HTTP/1.1\r\nHost: h\r\nCookie: a= 1\r\n\r\n",
+			class: Cookie, rule: "fasthttp trims whitespace in cookie values that net/http keeps"},
+		{desc: "non-ASCII cookie value", raw: "GET / HTTP/1.1\r\nHost: h\r\nCookie: a=\xd8\r\n\r\n",
+			class: Cookie, rule: "net/http drops invalid cookies that fasthttp keeps"},
+		{desc: "quoted cookie, two Cookie fields", raw: "GET / HTTP/1.1\r\nHost: h\r\nCookie: a=\"b\"\r\nCookie: c=d\r\n\r\n"},
 		{desc: "unparsable absolute-form", raw: "GET A://# HTTP/1.0\r\n\r\n",
 			class: Accept, rule: "fasthttp accepts request targets net/http cannot parse"},
 		{desc: "percent-encoded Host", raw: "GET / HTTP/1.0\r\nHost: %800\r\n\r\n",
@@ -90,6 +99,7 @@ func TestCompareViewsReportsEachClass(t *testing.T) {
 		{"header value", func(v *View) { v.Header = []string{"x-a: 2"} }, Header},
 		{"header order", func(v *View) { v.Header = []string{"x-a: 1", "x-a: 2"} }, Header},
 		{"close", func(v *View) { v.Close = true }, Close},
+		{"cookie", func(v *View) { v.Cookies = []string{"a=1"} }, Cookie},
 		{"method before body", func(v *View) { v.Method, v.Body = "GET", nil }, Method},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -80,7 +80,8 @@ func (f *fastFloor) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	req := &ctx.Request
-	closeClient := req.Header.ConnectionClose()
+	// The client's Connection: close is for its own connection, which the
+	// server has noted before calling the handler; not for the upstream one.
 	req.Header.ResetConnectionClose()
 	if len(req.Header.Host()) == 0 {
 		req.Header.SetHost(f.upstream)
@@ -103,9 +104,6 @@ func (f *fastFloor) serve(ctx *fasthttp.RequestCtx) {
 	c.resp.Header.CopyTo(&ctx.Response.Header)
 	ctx.Response.Header.ResetConnectionClose()
 	ctx.Response.Header.Del("Keep-Alive")
-	if closeClient {
-		ctx.SetConnectionClose()
-	}
 	if c.resp.BodyStream() == nil { // HEAD, 204, 304
 		f.release(c, !c.resp.ConnectionClose())
 		return

@@ -18,7 +18,8 @@ import (
 
 // Both floors forward GETs, HEADs and POSTs (small, 100 KiB, chunked) over
 // kept-alive upstream connections, passing status, headers and bodies
-// through, and a connection the backend closes is not reused: they are
+// through, a client's Connection: close ends the client's connection but
+// not the upstream one, and a connection the backend closes is not reused: they are
 // measured as proxies, so they must be ones. Each runs as its own process
 // (the test binary, as sluice-bench runs it) in front of a real backend.
 func TestFloorsForward(t *testing.T) {
@@ -56,7 +57,7 @@ func testFloorForwards(t *testing.T, peer string) {
 	client := &http.Client{Transport: &http.Transport{}}
 	for _, tc := range []struct {
 		desc, method, path, body string
-		chunked                  bool
+		chunked, close           bool
 		wantConns                int32
 	}{
 		{desc: "GET", method: "GET", path: "/a?b=1", wantConns: 1},
@@ -65,6 +66,7 @@ func testFloorForwards(t *testing.T, peer string) {
 		{desc: "chunked POST", method: "POST", path: "/a", body: big, chunked: true, wantConns: 1},
 		{desc: "HEAD", method: "HEAD", path: "/a", wantConns: 1},
 		{desc: "GET again", method: "GET", path: "/a?b=1", wantConns: 1},
+		{desc: "client closes", method: "GET", path: "/a?b=1", close: true, wantConns: 1},
 		{desc: "backend closes", method: "GET", path: "/close", wantConns: 1},
 		{desc: "GET after close", method: "GET", path: "/a", wantConns: 2},
 	} {
@@ -73,6 +75,7 @@ func testFloorForwards(t *testing.T, peer string) {
 			body = struct{ io.Reader }{body} // unknown length: the client sends it chunked
 		}
 		req, _ := http.NewRequest(tc.method, "http://"+addr+tc.path, body)
+		req.Close = tc.close
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.desc, err)
@@ -90,6 +93,9 @@ func testFloorForwards(t *testing.T, peer string) {
 		if resp.StatusCode != wantStatus || resp.Header.Get("X-Seen") != want || len(b) != wantLen {
 			t.Errorf("%s: %d %q, %d bytes; want %d %q, %d bytes", tc.desc, resp.StatusCode, resp.Header.Get("X-Seen"), len(b),
 				wantStatus, want, wantLen)
+		}
+		if resp.Close != tc.close {
+			t.Errorf("%s: response closes the client connection: %v, want %v", tc.desc, resp.Close, tc.close)
 		}
 		if n := conns.Load(); n != tc.wantConns {
 			t.Errorf("%s: %d upstream connections so far, want %d", tc.desc, n, tc.wantConns)

@@ -1,6 +1,6 @@
 // Command sluice-bench runs the same nginx backend behind Sluice, nginx,
-// HAProxy, Caddy, httputil.ReverseProxy and a do-nothing net/http proxy (the
-// floor) on this machine, drives each with wrk (h2load for HTTP/2) pinned to
+// HAProxy, Caddy, httputil.ReverseProxy and do-nothing proxies on net/http
+// and on fasthttp (the floors) on this machine, drives each with wrk (h2load for HTTP/2) pinned to
 // its own CPU, interleaved, and prints Markdown tables per scenario: speed,
 // latency, CPU and memory, then CPU per request split into user and kernel
 // mode, context switches and (--syscalls) system calls. See docs/performance.md.
@@ -11,8 +11,9 @@
 //	/tmp/sluice-bench --sluice-bin /tmp/sluice --proxies sluice --pprof /tmp/prof   (CPU and alloc profiles of Sluice)
 //
 // sluice-bench baseline --listen ADDR --upstream ADDR runs the
-// httputil.ReverseProxy peer, and sluice-bench floor the smallest proxy
-// net/http's server allows (bench.Floor); the tool starts them that way itself.
+// httputil.ReverseProxy peer, sluice-bench floor the smallest proxy
+// net/http's server allows (bench.Floor) and sluice-bench fastfloor the same
+// on fasthttp's (bench.FastFloor); the tool starts them that way itself.
 package main
 
 import (
@@ -45,7 +46,7 @@ func main() {
 }
 
 // builtin are the peers this executable serves itself.
-var builtin = map[string]func([]string, io.Writer) error{"baseline": bench.Baseline, "floor": bench.Floor}
+var builtin = map[string]func([]string, io.Writer) error{"baseline": bench.Baseline, "floor": bench.Floor, "fastfloor": bench.FastFloor}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sluice-bench", flag.ContinueOnError)

@@ -31,34 +31,44 @@ func Baseline(args []string, stderr io.Writer) error {
 }
 
 // servePeer runs a peer this executable serves itself: it reads --listen,
-// --upstream and --pprof from args and serves the handler made for the
-// upstream on HTTP/1.1 and h2c with prior knowledge on one listener; with
-// --pprof ADDR, CPU profiles on ADDR/debug/pprof/profile.
+// --upstream and --pprof from args (peerFlags) and serves the handler made
+// for the upstream on HTTP/1.1 and h2c with prior knowledge on one listener.
 func servePeer(name string, args []string, stderr io.Writer, handler func(upstream string) http.Handler) error {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:0", "listen address")
-	upstream := fs.String("upstream", "", "backend host:port")
-	pprofAddr := fs.String("pprof", "", "address serving /debug/pprof (off when empty)")
-	if err := fs.Parse(args); err != nil {
+	listen, upstream, err := peerFlags(name, args, stderr)
+	if err != nil {
 		return err
 	}
-	if *upstream == "" {
-		return fmt.Errorf("%s: --upstream is required", name)
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Addr: listen, Handler: handler(upstream), Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second}
+	return srv.ListenAndServe()
+}
+
+// peerFlags parses the flags every built-in peer takes: --listen, --upstream
+// and --pprof; with --pprof ADDR it serves CPU profiles on
+// ADDR/debug/pprof/profile until the process exits.
+func peerFlags(name string, args []string, stderr io.Writer) (listen, upstream string, err error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&listen, "listen", "127.0.0.1:0", "listen address")
+	fs.StringVar(&upstream, "upstream", "", "backend host:port")
+	pprofAddr := fs.String("pprof", "", "address serving /debug/pprof (off when empty)")
+	if err := fs.Parse(args); err != nil {
+		return "", "", err
+	}
+	if upstream == "" {
+		return "", "", fmt.Errorf("%s: --upstream is required", name)
 	}
 	if *pprofAddr != "" {
 		ln, err := net.Listen("tcp", *pprofAddr)
 		if err != nil {
-			return err
+			return "", "", err
 		}
 		mux := http.NewServeMux()
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		go http.Serve(ln, mux)
 	}
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Addr: *listen, Handler: handler(*upstream), Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second}
-	return srv.ListenAndServe()
+	return listen, upstream, nil
 }

@@ -1,7 +1,8 @@
 // Package bench compares Sluice with the proxies operators would run
 // instead, on one machine in one go: the same nginx backend behind Sluice,
 // nginx, HAProxy, Caddy, the standard library's httputil.ReverseProxy and
-// the floor (Floor: the least a net/http proxy does), driven by the same load
+// the floors (Floor and FastFloor: the least a proxy on net/http's server,
+// and on fasthttp's, does), driven by the same load
 // generator (wrk; h2load for HTTP/2), pinned to its own CPU, interleaved
 // round-robin so that a change in the machine's load touches every peer
 // alike. For each scenario and peer it reports the median over rounds of
@@ -208,7 +209,7 @@ func Run(ctx context.Context, cfg Config) ([]Table, error) {
 			if sc.Tool == "h2load" {
 				addrs[i] = procs[i].h2Addr(p)
 				if addrs[i] == "" {
-					t.Rows[i].Note = "no h2c in its default package"
+					t.Rows[i].Note = "no h2c"
 				}
 			}
 		}

@@ -20,7 +20,7 @@ import (
 // The test binary doubles as the baseline and floor peers, as sluice-bench does.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 {
-		serve := map[string]func([]string, io.Writer) error{"baseline": Baseline, "floor": Floor}[os.Args[1]]
+		serve := map[string]func([]string, io.Writer) error{"baseline": Baseline, "floor": Floor, "fastfloor": FastFloor}[os.Args[1]]
 		if serve != nil {
 			if err := serve(os.Args[2:], os.Stderr); err != nil {
 				os.Exit(1)
@@ -319,7 +319,7 @@ func TestMissingBinary(t *testing.T) {
 	}
 }
 
-// A short real run: the baseline, the floor and nginx behind the nginx backend, driven
+// A short real run: the baseline, the two floors and nginx behind the nginx backend, driven
 // by wrk; every process the run started is gone afterwards.
 func TestRunShort(t *testing.T) {
 	for _, bin := range []string{"nginx", "wrk", "taskset"} {
@@ -335,12 +335,12 @@ func TestRunShort(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 18*time.Second)
 	defer cancel()
 	loadCPU, proxyCPU := testCPUs()
-	tables, err := Run(ctx, Config{Proxies: []string{"baseline", "floor", "nginx"}, Scenarios: []string{"small"}, Self: self,
+	tables, err := Run(ctx, Config{Proxies: []string{"baseline", "floor", "fastfloor", "nginx"}, Scenarios: []string{"small"}, Self: self,
 		Duration: time.Second, Rounds: 1, Warmup: -1, Connections: 8, LoadCPU: loadCPU, ProxyCPU: proxyCPU})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tables) != 1 || len(tables[0].Rows) != 3 {
+	if len(tables) != 1 || len(tables[0].Rows) != 4 {
 		t.Fatalf("tables = %+v", tables)
 	}
 	for _, r := range tables[0].Rows {

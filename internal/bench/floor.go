@@ -5,11 +5,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 )
 
 // Floor serves the least a proxy built on net/http's server can do per
 // request, as a measure of what net/http and the Go runtime cost on this
-// machine before any gateway work: one fixed backend, a queue of idle
+// machine before any gateway work: one fixed backend, a LIFO stack of idle
 // keep-alive connections to it, the request written with Request.Write and
 // the answer read with ReadResponse on the handler's goroutine (no
 // per-connection read loop as in http.Transport), headers copied, the body
@@ -22,40 +23,72 @@ import (
 // (servePeer: HTTP/1.1 and h2c on one listener, --pprof).
 func Floor(args []string, stderr io.Writer) error {
 	return servePeer("floor", args, stderr, func(upstream string) http.Handler {
-		return &floor{upstream: upstream, idle: make(chan *floorConn, 1024)}
+		return &floor{upstream: upstream}
 	})
 }
 
 type floor struct {
 	upstream string
-	idle     chan *floorConn
+	idle     idleStack[*floorConn]
 }
 
+// floorConn is an upstream connection of a floor with its buffers.
 type floorConn struct {
 	nc net.Conn
 	br *bufio.Reader
 	bw *bufio.Writer
 }
 
-func (f *floor) get() (*floorConn, error) {
-	select {
-	case c := <-f.idle:
-		return c, nil
-	default:
-	}
-	nc, err := net.Dial("tcp", f.upstream)
+func dialFloorConn(addr string) (floorConn, error) {
+	nc, err := net.Dial("tcp", addr)
 	if err != nil {
-		return nil, err
+		return floorConn{}, err
 	}
-	return &floorConn{nc: nc, br: bufio.NewReader(nc), bw: bufio.NewWriter(nc)}, nil
+	return floorConn{nc: nc, br: bufio.NewReader(nc), bw: bufio.NewWriter(nc)}, nil
+}
+
+func (f *floor) get() (*floorConn, error) {
+	if c, ok := f.idle.pop(); ok {
+		return c, nil
+	}
+	c, err := dialFloorConn(f.upstream)
+	return &c, err
 }
 
 func (f *floor) put(c *floorConn) {
-	select {
-	case f.idle <- c:
-	default:
+	if !f.idle.push(c) {
 		c.nc.Close()
 	}
+}
+
+// idleStack is the floors' pool of idle upstream connections: the most
+// recently used one is reused first, and at most maxIdle are kept.
+type idleStack[C any] struct {
+	mu    sync.Mutex
+	conns []C
+}
+
+const maxIdle = 1024
+
+func (s *idleStack[C]) pop() (c C, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.conns); n > 0 {
+		c, s.conns = s.conns[n-1], s.conns[:n-1]
+		return c, true
+	}
+	return c, false
+}
+
+// push keeps c unless maxIdle are idle already; the caller closes it then.
+func (s *idleStack[C]) push(c C) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.conns) == maxIdle {
+		return false
+	}
+	s.conns = append(s.conns, c)
+	return true
 }
 
 func (f *floor) ServeHTTP(w http.ResponseWriter, r *http.Request) {

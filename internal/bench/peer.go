@@ -36,7 +36,7 @@ type H2 int
 const (
 	H2SamePort H2 = iota // h2c with prior knowledge on Listen
 	H2OwnPort            // h2c with prior knowledge on H2Listen
-	H2None               // not in the peer's default package
+	H2None               // no h2c (not in the peer's default package, or HTTP/1.1 only)
 )
 
 // Peer is a proxy run as a process from a config template.
@@ -54,7 +54,7 @@ type Peer struct {
 
 // Peers returns the proxies the tool knows, in table order. sluiceBin is the
 // sluice executable; self is this executable (the baseline and the floor
-// run in it).
+// and the floors run in it).
 func Peers(sluiceBin, self string) []*Peer {
 	return []*Peer{
 		{Name: "sluice", Binary: sluiceBin, ConfigName: "sluice.yaml", Template: "sluice.yaml.tmpl",
@@ -70,6 +70,8 @@ func Peers(sluiceBin, self string) []*Peer {
 			H2: H2SamePort},
 		{Name: "floor", Binary: self, Args: []string{"floor", "--listen", "{{.Listen}}", "--upstream", "{{.Upstream}}"},
 			H2: H2SamePort},
+		{Name: "fastfloor", Binary: self, Args: []string{"fastfloor", "--listen", "{{.Listen}}", "--upstream", "{{.Upstream}}"},
+			H2: H2None},
 	}
 }
 

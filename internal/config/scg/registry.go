@@ -77,7 +77,7 @@ func (c *converter) nacos() *registry {
 	if addr == nil {
 		addr = c.setting("spring.cloud.nacos.server-addr")
 	}
-	if addr == nil || !c.enabled(pre+".enabled", "spring.cloud.nacos.discovery.enabled") {
+	if addr == nil || !c.enabled(pre+".enabled") {
 		return nil
 	}
 	s, ok := c.str(addr)

@@ -268,7 +268,7 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 		return h.switchProtocols(w, r, resp, ex), counted.n
 	}
 	h.copyResponse(w, resp, ex)
-	if out.Body != nil && !counted.eof {
+	if out.Body != nil && !counted.eof && (r.ContentLength < 0 || counted.n < r.ContentLength) {
 		discardUpload(w, counted) // the backend answered before it had the whole body
 	}
 	return 0, counted.n
@@ -286,6 +286,7 @@ func discardUpload(w http.ResponseWriter, body io.Reader) {
 		return
 	}
 	io.Copy(io.Discard, io.LimitReader(body, lingerBytes))
+	rc.SetReadDeadline(time.Time{}) // the connection may carry more requests
 }
 
 // lingerTime and lingerBytes bound how much of an early-answered upload is

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -65,4 +66,42 @@ func TestEarlyAnswerReachesUploaderWhoseRestIsDiscarded(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("Content-Type %q, want the backend's application/json", ct)
 	}
+}
+
+// The same early answer reaches a client that asked for 100-continue: Go's
+// own client waits for the interim response, uploads, and gets the 413 with
+// its JSON, not an error.
+func TestEarlyAnswerReachesClientExpecting100Continue(t *testing.T) {
+	t.Parallel()
+	be, err := backend.Start(backend.Options{EarlyAnswerOver: 1 << 20, EarlyAnswerRead: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	g := startOne(t, be.Addr(), "")
+	tr := &http.Transport{ExpectContinueTimeout: 5 * time.Second}
+	defer tr.CloseIdleConnections()
+	body := io.NopCloser(io.LimitReader(slowZeros{}, 4<<20))
+	req, _ := http.NewRequest("POST", "http://"+g.Addr()+"/upload", body)
+	req.ContentLength = 4 << 20
+	req.Header.Set("Expect", "100-continue")
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("upload with Expect: 100-continue: %v", err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge || string(got) != backend.EarlyAnswer {
+		t.Fatalf("got %d %q (%v), want the backend's 413 and JSON", resp.StatusCode, got, err)
+	}
+}
+
+// slowZeros is an endless upload of 64 KiB every 10ms.
+type slowZeros struct{}
+
+func (slowZeros) Read(p []byte) (int, error) {
+	time.Sleep(10 * time.Millisecond)
+	n := min(len(p), 64<<10)
+	clear(p[:n])
+	return n, nil
 }

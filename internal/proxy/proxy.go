@@ -277,7 +277,7 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 		return status, counted.n.Load() + in
 	}
 	h.copyResponse(w, resp, ex)
-	if out.Body != nil && !counted.eof.Load() {
+	if out.Body != nil && !counted.eof.Load() && (r.ContentLength < 0 || counted.n.Load() < r.ContentLength) {
 		discardUpload(w, counted) // the backend answered before it had the whole body
 	}
 	return 0, counted.n.Load()
@@ -295,6 +295,7 @@ func discardUpload(w http.ResponseWriter, body io.Reader) {
 		return
 	}
 	io.Copy(io.Discard, io.LimitReader(body, lingerBytes))
+	rc.SetReadDeadline(time.Time{}) // the connection may carry more requests
 }
 
 // lingerTime and lingerBytes bound how much of an early-answered upload is

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sluice-gw/sluice/internal/chaos"
 	"github.com/sluice-gw/sluice/internal/config"
@@ -131,14 +132,15 @@ func (p *Sluice) SetEndpoints(addr string, eps []chaos.Endpoint) error {
 	return nil
 }
 
-// failures passes on only the access-log lines of failed requests (set
+// failures passes on only the access-log lines of failed requests, and of
+// requests slower than a second (set
 // SLUICE_SCENARIO_LOG=1 to see why a scenario's requests failed).
 type failures struct{ slog.Handler }
 
 func (f failures) Handle(ctx context.Context, r slog.Record) error {
 	failed := r.Message != "access"
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "status" && a.Value.Int64() >= 400 {
+		if a.Key == "status" && a.Value.Int64() >= 400 || a.Key == "duration" && a.Value.Duration() > time.Second {
 			failed = true
 		}
 		return true

@@ -29,6 +29,9 @@ type Registry struct {
 type entry struct {
 	ep      *endpoint.Endpoint
 	poolKey any
+	// replaced is the entry this one replaced (other pool options), current
+	// again if this one is let go first (a reload that failed to build).
+	replaced *entry
 }
 
 // NewRegistry returns an empty registry.
@@ -54,7 +57,11 @@ func (r *Registry) acquire(s endpoint.Spec, poolKey any, newPool func(string) *p
 		ep.Inherit(cur.ep)
 		r.recreated = append(r.recreated, s.Addr)
 	}
-	r.current[s.Addr] = entry{ep: ep, poolKey: poolKey}
+	e := entry{ep: ep, poolKey: poolKey}
+	if ok {
+		e.replaced = &cur
+	}
+	r.current[s.Addr] = e
 	r.refs[ep] = 1
 	return ep
 }
@@ -76,8 +83,11 @@ func (r *Registry) release(ep *endpoint.Endpoint) {
 	last := r.refs[ep] <= 0
 	if last {
 		delete(r.refs, ep)
-		if r.current[ep.Addr].ep == ep {
+		if cur := r.current[ep.Addr]; cur.ep == ep {
 			delete(r.current, ep.Addr)
+			if old := cur.replaced; old != nil && r.refs[old.ep] > 0 {
+				r.current[ep.Addr] = entry{ep: old.ep, poolKey: old.poolKey}
+			}
 		}
 	}
 	r.mu.Unlock()

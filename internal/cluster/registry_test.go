@@ -89,3 +89,23 @@ func TestChangedPoolOptionsRecreateOnlyThatPool(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A cluster made with other pool options and let go at once (a reload that
+// failed to build) leaves the live endpoint current: the next cluster with
+// the live options shares it again.
+func TestAFailedBuildLeavesTheLiveEndpointCurrent(t *testing.T) {
+	a := serve(t, nil)
+	reg := NewRegistry()
+	live := newCluster(Options{Name: "u", Registry: reg, PoolKey: "opts-1"})
+	defer live.Close()
+	live.SetEndpoints(specs(a.addr))
+	failed := newCluster(Options{Name: "u", Registry: reg, PoolKey: "opts-2"})
+	failed.SetEndpoints(specs(a.addr))
+	failed.Close()
+	next := newCluster(Options{Name: "u", Registry: reg, PoolKey: "opts-1"})
+	defer next.Close()
+	next.SetEndpoints(specs(a.addr))
+	if endpointOf(next, a.addr) != endpointOf(live, a.addr) {
+		t.Fatal("after a failed build with other pool options, the live endpoint is no longer shared")
+	}
+}

@@ -121,6 +121,8 @@ func TestReloadAppliesOrRefusesEveryField(t *testing.T) {
 		"server.max_connections":     {"server": "listen: 127.0.0.1:0\ntrusted_proxies: [127.0.0.0/8]\nmax_connections: 7"},
 		"server.keepalive":           {"server": "listen: 127.0.0.1:0\ntrusted_proxies: [127.0.0.0/8]\nkeepalive: {enabled: false}"},
 		"server.h2c":                 {"server": "listen: 127.0.0.1:0\ntrusted_proxies: [127.0.0.0/8]\nh2c: false"},
+		"server.body_timeout":        {"server": "listen: 127.0.0.1:0\ntrusted_proxies: [127.0.0.0/8]\nbody_timeout: 7s"},
+		"server.body_min_rate":       {"server": "listen: 127.0.0.1:0\ntrusted_proxies: [127.0.0.0/8]\nbody_min_rate: 1000"},
 		"server.tls":                 {"server": "listen: 127.0.0.1:0\ntrusted_proxies: [127.0.0.0/8]\ntls: {certificates: [{cert_file: " + cert + ", key_file: " + key + "}]}"},
 		"server.listeners":           {"server": "listen: 127.0.0.1:0\ntrusted_proxies: [127.0.0.0/8]\nlisteners: [{name: more, listen: 127.0.0.1:0}]"},
 		"admin":                      {"admin": "listen: 127.0.0.1:0\nready_saturation_threshold: 0.5"},
@@ -148,6 +150,21 @@ func TestReloadAppliesOrRefusesEveryField(t *testing.T) {
 	mustReload(map[string]string{"server": "listen: 127.0.0.1:0"})
 	if got := xff(); got != "127.0.0.1" {
 		t.Fatalf("X-Forwarded-For after the proxy range was revoked: %q, want the peer alone", got)
+	}
+	// server.untrusted_headers: the list in force strips what an untrusted peer sends.
+	realIP := func() []string {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, gatewaytest.URL(g, "/echo/x"), nil)
+		req.Header.Set("X-Real-IP", "203.0.113.7")
+		_, body := gatewaytest.Do(t, gatewaytest.Client(t), req)
+		return gatewaytest.DecodeSeen(t, body).Header["X-Real-Ip"]
+	}
+	if got := realIP(); got != nil {
+		t.Fatalf("X-Real-IP from an untrusted peer under the default list: %q", got)
+	}
+	mustReload(map[string]string{"server": "listen: 127.0.0.1:0\nuntrusted_headers: []"})
+	if got := realIP(); len(got) != 1 || got[0] != "203.0.113.7" {
+		t.Fatalf("X-Real-IP after untrusted_headers: [] was reloaded: %q, want it kept", got)
 	}
 	// server.max_concurrent_requests and server.queue: the global limit.
 	mustReload(map[string]string{"server": "listen: 127.0.0.1:0\nmax_concurrent_requests: 1\nqueue: {size: 0}"})

@@ -92,7 +92,8 @@ func (p *Pool) roundTripH2(ctx context.Context, req *http.Request, deadline time
 		out.Body = rb
 	}
 	resp, err := c.cc.RoundTrip(out)
-	if !dl.stop() && err == nil {
+	fired := !dl.stop() // after stop, the timer can no longer fire
+	if fired && err == nil {
 		// The deadline fired as the headers arrived: the stream is being cancelled.
 		resp.Body.Close()
 		resp, err = nil, context.DeadlineExceeded
@@ -107,7 +108,7 @@ func (p *Pool) roundTripH2(ctx context.Context, req *http.Request, deadline time
 			e.Stage, e.Written, e.Err = StageWrite, 0, fmt.Errorf("%w: %v", errGoAwayNotProcessed, err)
 		case ctx.Err() != nil:
 			e.Err, e.Peer = ctx.Err(), false
-		case dl.fired:
+		case fired:
 			e.Err, e.Peer = context.DeadlineExceeded, false
 		}
 		if !c.cc.CanTakeNewRequest() {

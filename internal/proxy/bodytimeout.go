@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,7 +54,32 @@ type slowBody struct {
 	// timedOut: a read failed for breaking the limits.
 	timedOut atomic.Bool
 	armed    atomic.Bool // a deadline was set
+
+	// mu orders deadline changes with the end of the handler: an upstream
+	// HTTP/2 writer may still read the body after the handler returned,
+	// when the connection's deadlines are no longer the body's to set
+	// (net/http forbids a ResponseController after the handler).
+	mu      sync.Mutex
+	settled bool
 }
+
+// setReadDeadline sets the client read deadline unless the handler is done.
+func (b *slowBody) setReadDeadline(t time.Time) {
+	b.mu.Lock()
+	if !b.settled {
+		b.ctl.SetReadDeadline(t)
+	}
+	b.mu.Unlock()
+}
+
+// settle is called as the handler returns: the body stops touching the
+// connection.
+func (b *slowBody) settle() {
+	b.mu.Lock()
+	b.settled = true
+	b.mu.Unlock()
+}
+
 
 var errBodyTimeout = errors.New("request body too slow")
 
@@ -68,7 +94,7 @@ func (b *slowBody) Read(p []byte) (int, error) {
 	case err == io.EOF && b.armed.Load():
 		// net/http reads on after the body ended, to see the client go: no
 		// deadline of the body's must end that read.
-		b.ctl.SetReadDeadline(time.Time{})
+		b.setReadDeadline(time.Time{})
 	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
 		b.timedOut.Store(true)
 		err = errBodyTimeout
@@ -99,7 +125,7 @@ func (b *slowBody) arm() bool {
 		return true
 	}
 	b.armed.Store(true)
-	b.ctl.SetReadDeadline(dl)
+	b.setReadDeadline(dl)
 	return true
 }
 

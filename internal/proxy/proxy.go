@@ -108,6 +108,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Observer.Begin()
 	}
 	end := h.identify(w, r, ex)
+	if b, ok := r.Body.(*slowBody); ok {
+		defer b.settle()
+	}
 	status, reqBytes := h.serve(cw, r, ex)
 	if status == 0 {
 		status = cw.status
@@ -277,8 +280,11 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 		return status, counted.n.Load() + in
 	}
 	h.copyResponse(w, resp, ex)
-	if out.Body != nil && !counted.eof.Load() && (r.ContentLength < 0 || counted.n.Load() < r.ContentLength) {
-		discardUpload(w, counted) // the backend answered before it had the whole body
+	if r.ProtoMajor == 1 && out.Body != nil && !counted.eof.Load() && (r.ContentLength < 0 || counted.n.Load() < r.ContentLength) {
+		// The backend answered before it had the whole body. (An HTTP/2
+		// client's stream is reset instead, by net/http, with no harm to
+		// the connection; and a gRPC stream may legitimately end first.)
+		discardUpload(w, counted)
 	}
 	return 0, counted.n.Load()
 }
@@ -519,15 +525,19 @@ func (w *countingWriter) Flush() {
 
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// countingBody counts the request body bytes read. Atomic: an HTTP/2
-// stream's writer may still be reading the body when the response is done.
+// countingBody counts the request body bytes read. Reads are serialised and
+// the counts atomic: an HTTP/2 stream's writer may still be reading the body
+// when the response is done and discardUpload reads the rest.
 type countingBody struct {
+	mu  sync.Mutex
 	rc  io.ReadCloser
 	n   atomic.Int64
 	eof atomic.Bool
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	n, err := b.rc.Read(p)
 	b.n.Add(int64(n))
 	if err == io.EOF {

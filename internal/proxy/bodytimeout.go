@@ -80,7 +80,6 @@ func (b *slowBody) settle() {
 	b.mu.Unlock()
 }
 
-
 var errBodyTimeout = errors.New("request body too slow")
 
 func (b *slowBody) Read(p []byte) (int, error) {

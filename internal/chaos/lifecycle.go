@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-gw/sluice/internal/backend"
@@ -101,24 +102,26 @@ const (
 	uploadPause = 10 * time.Millisecond
 )
 
-// slowUpload is a request body sent at a steady, slow pace.
+// slowUpload is a request body sent at a steady, slow pace. left is atomic:
+// the transport's writer may still be reading when the answer is checked.
 type slowUpload struct {
 	ctx  context.Context
-	left int
+	left atomic.Int64
 }
 
 func (u *slowUpload) Read(p []byte) (int, error) {
-	if u.left <= 0 {
+	left := int(u.left.Load())
+	if left <= 0 {
 		return 0, io.EOF
 	}
 	if !sleepUntil(u.ctx, time.Now().Add(uploadPause)) {
 		return 0, u.ctx.Err()
 	}
-	n := min(len(p), uploadChunk, u.left)
+	n := min(len(p), uploadChunk, left)
 	for i := range p[:n] {
 		p[i] = 'u'
 	}
-	u.left -= n
+	u.left.Add(int64(-n))
 	return n, nil
 }
 
@@ -128,7 +131,8 @@ func upload(ctx context.Context, addr, id string) Outcome {
 	o := Outcome{ID: id, Method: http.MethodPost, Start: time.Now()}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	body := &slowUpload{ctx: ctx, left: uploadSize}
+	body := &slowUpload{ctx: ctx}
+	body.left.Store(uploadSize)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/upload/"+id, io.NopCloser(body))
 	req.ContentLength = uploadSize
 	req.Header.Set("X-Request-Id", id)
@@ -151,7 +155,7 @@ func upload(ctx context.Context, addr, id string) Outcome {
 		o.Err, o.Detail = "status_"+strconv.Itoa(resp.StatusCode), string(b)
 	case string(b) != backend.EarlyAnswer || resp.Header.Get("Content-Type") != "application/json":
 		o.Err, o.Detail = "body", string(b)
-	case body.left == 0:
+	case body.left.Load() == 0:
 		o.Err, o.Detail = "late", "the answer came after the whole upload"
 	}
 	return o

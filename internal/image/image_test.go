@@ -14,12 +14,17 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/sluice-gw/sluice/internal/testlock"
 )
 
 // buildSluice builds the static sluice binary, with version, as the
-// image builder does (cmd/sluice-image).
+// image builder does (cmd/sluice-image). The build takes the real-time lock:
+// on a cold cache it compiles the whole tree, which would starve the chaos
+// scenarios another test binary runs at the same time.
 func buildSluice(t *testing.T, version string) []byte {
 	t.Helper()
+	testlock.Realtime(t)
 	bin := filepath.Join(t.TempDir(), "sluice")
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+version, "-o", bin, "github.com/sluice-gw/sluice/cmd/sluice")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

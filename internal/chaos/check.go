@@ -37,6 +37,10 @@ type Result struct {
 	// RetriedGETs were processed more than once (a silent retry; allowed).
 	RetriedGETs int
 
+	// Failures samples the failed requests (method, id, error and the
+	// body's tail), for the log of a run that did not pass.
+	Failures []string
+
 	Pass    bool
 	Skipped string // why the scenario did not run, if it did not
 	Err     error  // the scenario could not be set up
@@ -50,6 +54,8 @@ func (r *Result) Errored() int { return r.Sent - r.OK }
 func (r *Result) notef(format string, args ...any) {
 	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
 }
+
+const maxFailureSamples = 10
 
 // Check counts outcomes and matches them with the union of all backends'
 // records. It does not decide Pass.
@@ -80,6 +86,9 @@ func Check(outs []Outcome, recs []backend.Record) *Result {
 			continue
 		}
 		r.Errors[o.Err]++
+		if len(r.Failures) < maxFailureSamples {
+			r.Failures = append(r.Failures, fmt.Sprintf("%s %s at %s: %s %s", o.Method, o.ID, o.Start.Format("15:04:05.000"), o.Err, o.Detail))
+		}
 		if o.Method != http.MethodPost {
 			r.FailedGETs++
 			continue

@@ -40,7 +40,8 @@ type Options struct {
 	ConsecutiveFailures int
 	BaseEjection        time.Duration
 	MaxEjectionPercent  int
-	// Retry budget: retries in flight stay below max(MinRetries, BudgetPercent% of requests in flight).
+	// Retry budget: the retries of the last ten seconds stay below
+	// BudgetPercent% of its requests; MinRetries in flight are always allowed.
 	BudgetPercent int
 	MinRetries    int
 }

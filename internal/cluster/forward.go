@@ -45,7 +45,7 @@ func (c *Cluster) Forward(req *http.Request, p *Policy) (*http.Response, error) 
 		f.bud = c.budget
 	}
 	c.RequestsActive.Add(1)
-	f.bud.active.Add(1)
+	f.bud.request(time.Now())
 	resp, err := f.run()
 	f.finish(resp, err)
 	return resp, err
@@ -160,7 +160,7 @@ func (f *forwarding) admit(pe *pool.Error) bool {
 	if pe != nil && pe.NotProcessed() {
 		return true
 	}
-	if !f.bud.try() {
+	if !f.bud.try(time.Now()) {
 		f.c.retriesRefused.Add(1)
 		return false
 	}
@@ -220,7 +220,6 @@ func (f *forwarding) finish(resp *http.Response, err error) {
 		f.bud.done()
 	}
 	f.body.free()
-	f.bud.active.Add(-1)
 	f.c.RequestsActive.Add(-1)
 }
 

@@ -3,8 +3,10 @@ package cluster
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -213,5 +215,57 @@ func TestInMemoryBodyIsReplayedWithoutASecondCopy(t *testing.T) {
 	resp.Body.Close()
 	if len(sizes) != 2 || sizes[0] != 200<<10 || sizes[1] != 200<<10 {
 		t.Fatalf("backend saw bodies of %v, want two of %d", sizes, 200<<10)
+	}
+}
+
+// A replica that crashes resets every request it holds at once; each of
+// those GETs is retried on the replica that is left. The retry budget
+// counts the share of retries over recent requests, so such a burst fits
+// in it, where a budget of the requests in flight refused most of it.
+func TestACrashedReplicasBurstIsRetriedElsewhere(t *testing.T) {
+	var crashed atomic.Bool
+	a := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if !crashed.Load() {
+			return
+		}
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.(*net.TCPConn).SetLinger(0)
+			conn.Close() // RST: the request was read and may have been acted on
+		}
+	})
+	b := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		if crashed.Load() {
+			time.Sleep(200 * time.Millisecond) // the retries overlap
+		}
+	})
+	c := newCluster(Options{Name: "u"})
+	defer c.Close()
+	c.SetEndpoints(specs(a.addr, b.addr))
+	p := DefaultPolicy
+	p.Budget = NewBudget(20, 3) // a route's default budget
+	burst := func() (failed int) {
+		var wg sync.WaitGroup
+		var n atomic.Int64
+		for i := 0; i < 20; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := forward(t, c, http.MethodGet, &p); err != nil {
+					n.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		return int(n.Load())
+	}
+	for i := 0; i < 5; i++ { // steady traffic, and idle connections to a
+		if n := burst(); n != 0 {
+			t.Fatalf("%d failures before the crash", n)
+		}
+	}
+	crashed.Store(true)
+	if n := burst(); n != 0 {
+		t.Fatalf("%d of 20 GETs failed when a replica crashed under them (retries refused: %d)", n, c.RetriesRefused())
 	}
 }

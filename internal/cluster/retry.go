@@ -155,33 +155,79 @@ func backoff(p *Policy, n int) time.Duration {
 	return time.Duration(rand.Int64N(int64(w)) + 1)
 }
 
-// Budget keeps retries to a share of the requests in flight, so that retries
-// never multiply an outage: a retry may start while retries in flight are
-// below max(minRetries, percent% of active requests).
+// Budget keeps retries to a share of the requests, so that retries never
+// multiply an outage: a retry may start while the retries of the last
+// budgetWindow stay below percent% of the requests of that window, and
+// minRetries retries in flight are always allowed. Counting over a window
+// rather than over the requests in flight lets the burst of a replica's
+// crash (every request it held failing at once) be retried elsewhere, while
+// an outage of every endpoint still adds at most percent% to their load.
 type Budget struct {
 	percent    int64
 	minRetries int64
-	active     atomic.Int64
 	retrying   atomic.Int64
 	exhausted  atomic.Uint64
+	window     [budgetSlots]budgetSlot
 }
 
-func (b *Budget) try() bool {
-	allowed := b.active.Load() * b.percent / 100
-	if allowed < b.minRetries {
-		allowed = b.minRetries
+const (
+	budgetSlots    = 10
+	budgetSlotSpan = time.Second // budgetWindow = budgetSlots × budgetSlotSpan
+)
+
+// budgetSlot counts the requests and retries of one span of the window.
+type budgetSlot struct {
+	span     atomic.Int64 // which span (time / budgetSlotSpan) the counts are for
+	requests atomic.Int64
+	retries  atomic.Int64
+}
+
+// slot returns the slot of now's span, emptied if it held an older span's
+// counts. Two callers racing at a span's start may lose a count or two:
+// the budget is a bound on a share, not an account.
+func (b *Budget) slot(now time.Time) *budgetSlot {
+	span := now.UnixNano() / int64(budgetSlotSpan)
+	s := &b.window[span%budgetSlots]
+	if old := s.span.Load(); old != span && s.span.CompareAndSwap(old, span) {
+		s.requests.Store(0)
+		s.retries.Store(0)
 	}
-	if b.retrying.Add(1) > allowed {
+	return s
+}
+
+// request counts a request in the window.
+func (b *Budget) request(now time.Time) { b.slot(now).requests.Add(1) }
+
+// try takes a place for a retry; false when the budget refuses it.
+func (b *Budget) try(now time.Time) bool {
+	if b.retrying.Add(1) > b.minRetries && !b.withinShare(now) {
 		b.retrying.Add(-1)
 		b.exhausted.Add(1)
 		return false
 	}
+	b.slot(now).retries.Add(1)
 	return true
+}
+
+// withinShare reports whether the window's retries are below percent% of
+// its requests.
+func (b *Budget) withinShare(now time.Time) bool {
+	span := now.UnixNano() / int64(budgetSlotSpan)
+	var requests, retries int64
+	for i := range b.window {
+		s := &b.window[i]
+		if span-s.span.Load() < budgetSlots {
+			requests += s.requests.Load()
+			retries += s.retries.Load()
+		}
+	}
+	return retries*100 < requests*b.percent
 }
 
 func (b *Budget) done() { b.retrying.Add(-1) }
 
-// NewBudget returns a retry budget of percent% of requests in flight, never below minRetries.
+// NewBudget returns a retry budget of percent% of the requests of the last
+// ten seconds, with minRetries retries in flight always allowed.
 func NewBudget(percent, minRetries int) *Budget {
 	if percent < 0 {
 		percent = 0

@@ -98,31 +98,51 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestBudget(t *testing.T) {
+	now := time.Unix(1000, 0)
 	b := NewBudget(20, 3)
-	b.active.Store(10) // 20% of 10 = 2, floor 3
+	for i := 0; i < 10; i++ {
+		b.request(now)
+	}
 	for i := 0; i < 3; i++ {
-		if !b.try() {
-			t.Fatalf("retry %d refused under the floor", i)
+		if !b.try(now) {
+			t.Fatalf("retry %d refused under the floor of 3 in flight", i)
 		}
 	}
-	if b.try() {
-		t.Fatal("4th concurrent retry allowed with floor 3 and 20% of 10")
+	if b.try(now) {
+		t.Fatal("4th retry in flight allowed with 3 retries already past 20% of 10 requests")
 	}
-	b.active.Store(100) // 20% = 20
-	for i := 3; i < 20; i++ {
-		if !b.try() {
-			t.Fatalf("retry %d refused within 20%% of 100", i)
+	for i := 0; i < 100; i++ { // 110 requests: 22 retries
+		b.request(now.Add(time.Duration(i) * 50 * time.Millisecond))
+	}
+	later := now.Add(5 * time.Second)
+	for i := 3; i < 22; i++ {
+		if !b.try(later) {
+			t.Fatalf("retry %d refused within 20%% of 110 requests", i)
 		}
 	}
-	if b.try() {
-		t.Fatal("21st retry allowed")
+	if b.try(later) {
+		t.Fatal("23rd retry allowed")
 	}
 	if b.Exhausted() != 2 {
 		t.Fatalf("exhausted = %d, want 2", b.Exhausted())
 	}
+	for i := 0; i < 22; i++ {
+		b.done()
+	}
+	if !b.try(later) {
+		t.Fatal("with nothing in flight, the floor allows a retry")
+	}
 	b.done()
-	if !b.try() {
-		t.Fatal("a finished retry must free its place")
+	// Ten seconds on, the window has forgotten both requests and retries.
+	gone := now.Add(16 * time.Second)
+	for i := 0; i < 3; i++ {
+		b.try(gone)
+	}
+	if b.try(gone) {
+		t.Fatal("a retry past the floor allowed with no request in the window")
+	}
+	if NewBudget(0, 0).try(now) {
+		t.Fatal("a budget of 0% and no floor allowed a retry")
 	}
 }
 

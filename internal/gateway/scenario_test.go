@@ -54,6 +54,9 @@ func TestScenarios(t *testing.T) {
 			case "skip":
 				t.Skipf("skipped: %s", res.Skipped)
 			default:
+				for _, f := range res.Failures {
+					t.Logf("failed: %s", f)
+				}
 				t.Errorf("scenario %d %s: %s (err=%v)", s.ID, s.Name, res.Verdict(), res.Err)
 			}
 		})

@@ -7,7 +7,7 @@ package main
 import (
 	"os"
 
-	"github.com/sluice-gw/sluice/internal/backend"
+	"github.com/sluice-gw/sluice/internal/testkit/backend"
 )
 
 func main() {

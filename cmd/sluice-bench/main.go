@@ -29,7 +29,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sluice-gw/sluice/internal/bench"
+	"github.com/sluice-gw/sluice/internal/testkit/bench"
 )
 
 func main() {

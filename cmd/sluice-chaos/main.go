@@ -20,8 +20,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sluice-gw/sluice/internal/chaos"
-	"github.com/sluice-gw/sluice/internal/chaos/inproc"
+	"github.com/sluice-gw/sluice/internal/testkit/chaos"
+	"github.com/sluice-gw/sluice/internal/testkit/chaos/inproc"
 )
 
 func main() {

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/sluice-gw/sluice/internal/gateway/gatewaytest"
-	"github.com/sluice-gw/sluice/internal/h2ctest"
+	"github.com/sluice-gw/sluice/internal/testkit/h2ctest"
 )
 
 // slowBody opens a connection to addr and sends a POST head declaring a

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/sluice-gw/sluice/internal/gateway/gatewaytest"
-	"github.com/sluice-gw/sluice/internal/h2ctest"
+	"github.com/sluice-gw/sluice/internal/testkit/h2ctest"
 )
 
 // A cleartext client that asks for HTTP/2 with "Upgrade: h2c" (curl

@@ -25,7 +25,7 @@ import (
 	"github.com/sluice-gw/sluice/internal/config"
 	"github.com/sluice-gw/sluice/internal/gateway"
 	"github.com/sluice-gw/sluice/internal/gateway/gatewaytest"
-	"github.com/sluice-gw/sluice/internal/testlock"
+	"github.com/sluice-gw/sluice/internal/testkit/testlock"
 )
 
 // Three proxy listeners in one gateway, serving the same route: the primary

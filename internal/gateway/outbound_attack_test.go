@@ -15,7 +15,7 @@ import (
 	"golang.org/x/net/http2/h2c"
 
 	"github.com/sluice-gw/sluice/internal/gateway/gatewaytest"
-	"github.com/sluice-gw/sluice/internal/h2ctest"
+	"github.com/sluice-gw/sluice/internal/testkit/h2ctest"
 )
 
 // wireRecorder is an HTTP/1.1 backend on a raw socket that records the

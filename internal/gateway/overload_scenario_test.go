@@ -14,7 +14,7 @@ import (
 
 	"github.com/sluice-gw/sluice/internal/gateway/gatewaytest"
 
-	"github.com/sluice-gw/sluice/internal/testlock"
+	"github.com/sluice-gw/sluice/internal/testkit/testlock"
 )
 
 // latencies is a concurrency-safe list of durations.

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/sluice-gw/sluice/internal/gateway/gatewaytest"
-	"github.com/sluice-gw/sluice/internal/h2ctest"
+	"github.com/sluice-gw/sluice/internal/testkit/h2ctest"
 )
 
 // Open client connections are counted by protocol, per listener: HTTP/1.1,

@@ -22,7 +22,7 @@ import (
 	"github.com/sluice-gw/sluice/internal/gateway"
 	"github.com/sluice-gw/sluice/internal/gateway/gatewaytest"
 
-	"github.com/sluice-gw/sluice/internal/testlock"
+	"github.com/sluice-gw/sluice/internal/testkit/testlock"
 )
 
 // metricValue reads one sample from the admin port's /metrics.

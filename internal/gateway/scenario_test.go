@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluice-gw/sluice/internal/chaos"
-	"github.com/sluice-gw/sluice/internal/chaos/inproc"
+	"github.com/sluice-gw/sluice/internal/testkit/chaos"
+	"github.com/sluice-gw/sluice/internal/testkit/chaos/inproc"
 
-	"github.com/sluice-gw/sluice/internal/testlock"
+	"github.com/sluice-gw/sluice/internal/testkit/testlock"
 )
 
 func TestMain(m *testing.M) {
@@ -29,7 +29,7 @@ func TestScenarios(t *testing.T) {
 	}
 	for _, s := range chaos.Scenarios() {
 		if s.ID == 16 {
-			continue // scaled down in its own test: internal/chaos/inproc TestScenario16SlowBackend
+			continue // scaled down in its own test: internal/testkit/chaos/inproc TestScenario16SlowBackend
 		}
 		if s.ID == 20 || s.ID == 21 {
 			// Rolling restarts with abrupt and RST exits: measured with the

@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/sluice-gw/sluice/internal/testlock"
+	"github.com/sluice-gw/sluice/internal/testkit/testlock"
 )
 
 // buildSluice builds the static sluice binary, with version, as the

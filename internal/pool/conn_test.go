@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	testbackend "github.com/sluice-gw/sluice/internal/backend"
+	testbackend "github.com/sluice-gw/sluice/internal/testkit/backend"
 )
 
 // slowBody is an upload of size bytes sent in chunks with a pause between

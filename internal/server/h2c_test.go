@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/net/http2"
 
-	"github.com/sluice-gw/sluice/internal/h2ctest"
+	"github.com/sluice-gw/sluice/internal/testkit/h2ctest"
 )
 
 // A plain listener with h2c upgrades "Upgrade: h2c": the request is

@@ -16,7 +16,7 @@ import (
 	"github.com/sluice-gw/sluice/internal/gateway/gatewaytest"
 	"github.com/sluice-gw/sluice/internal/redisconn/redistest"
 
-	"github.com/sluice-gw/sluice/internal/testlock"
+	"github.com/sluice-gw/sluice/internal/testkit/testlock"
 )
 
 func send(t *testing.T, c *http.Client, g *gateway.Gateway, path string, h http.Header) *http.Response {

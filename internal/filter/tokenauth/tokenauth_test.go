@@ -17,7 +17,7 @@ import (
 	"github.com/sluice-gw/sluice/internal/gateway/gatewaytest"
 	"github.com/sluice-gw/sluice/internal/redisconn/redistest"
 
-	"github.com/sluice-gw/sluice/internal/testlock"
+	"github.com/sluice-gw/sluice/internal/testkit/testlock"
 )
 
 // setup starts Redis, a backend and a gateway with a TokenAuth route

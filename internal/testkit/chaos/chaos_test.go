@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-gw/sluice/internal/backend"
+	"github.com/sluice-gw/sluice/internal/testkit/backend"
 
-	"github.com/sluice-gw/sluice/internal/testlock"
+	"github.com/sluice-gw/sluice/internal/testkit/testlock"
 
-	"github.com/sluice-gw/sluice/internal/peerproc"
+	"github.com/sluice-gw/sluice/internal/testkit/peerproc"
 )
 
 func TestMain(m *testing.M) {

@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sluice-gw/sluice/internal/peerproc"
+	"github.com/sluice-gw/sluice/internal/testkit/peerproc"
 )
 
 var discardLog = log.New(io.Discard, "", 0)

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluice-gw/sluice/internal/backend"
+	"github.com/sluice-gw/sluice/internal/testkit/backend"
 )
 
 // An AdaptiveProxy is a Proxy that can run with an adaptive concurrency

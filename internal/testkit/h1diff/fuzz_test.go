@@ -13,7 +13,7 @@ import (
 // disagreement that no documented rule (known, docs/engine.md) covers.
 // Inputs it found are kept in testdata/fuzz/FuzzCompare.
 //
-//	go test -run '^$' -fuzz FuzzCompare -fuzztime 3m ./internal/h1diff/
+//	go test -run '^$' -fuzz FuzzCompare -fuzztime 3m ./internal/testkit/h1diff/
 func FuzzCompare(f *testing.F) {
 	for _, s := range seeds {
 		f.Add([]byte(s.raw))

@@ -13,10 +13,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluice-gw/sluice/internal/chaos"
 	"github.com/sluice-gw/sluice/internal/config"
 	"github.com/sluice-gw/sluice/internal/endpoint"
 	"github.com/sluice-gw/sluice/internal/gateway"
+	"github.com/sluice-gw/sluice/internal/testkit/chaos"
 )
 
 // Sluice runs Sluice in this process with its shipped defaults: the config

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sluice-gw/sluice/internal/backend"
+	"github.com/sluice-gw/sluice/internal/testkit/backend"
 )
 
 // Scenarios 18–21: the upstream cases of issue 13 (SCENARIOS.md 12a, 12b,

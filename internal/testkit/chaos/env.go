@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sluice-gw/sluice/internal/backend"
-	"github.com/sluice-gw/sluice/internal/relay"
+	"github.com/sluice-gw/sluice/internal/testkit/backend"
+	"github.com/sluice-gw/sluice/internal/testkit/relay"
 )
 
 // Config tunes a run. The zero value runs every scenario at its default

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sluice-gw/sluice/internal/peerproc"
+	"github.com/sluice-gw/sluice/internal/testkit/peerproc"
 )
 
 //go:embed templates/*.tmpl

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluice-gw/sluice/internal/peerproc"
+	"github.com/sluice-gw/sluice/internal/testkit/peerproc"
 )
 
 // Scenario is one load shape, run the same way against every peer.

@@ -4,10 +4,10 @@ import (
 	"context"
 	"testing"
 
-	"github.com/sluice-gw/sluice/internal/chaos"
-	"github.com/sluice-gw/sluice/internal/chaos/inproc"
+	"github.com/sluice-gw/sluice/internal/testkit/chaos"
+	"github.com/sluice-gw/sluice/internal/testkit/chaos/inproc"
 
-	"github.com/sluice-gw/sluice/internal/testlock"
+	"github.com/sluice-gw/sluice/internal/testkit/testlock"
 )
 
 func scenario(t *testing.T, id int) chaos.Scenario {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/sluice-gw/sluice/internal/config"
 
-	"github.com/sluice-gw/sluice/internal/peerproc"
+	"github.com/sluice-gw/sluice/internal/testkit/peerproc"
 )
 
 // The test binary doubles as the baseline and floor peers, as sluice-bench does.

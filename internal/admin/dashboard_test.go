@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -58,50 +59,7 @@ func TestDashboardShowsDrainingEndpoint(t *testing.T) {
 		`)
 	gatewaytest.Get(t, g, "/shop/x") // something in the pools
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:0:0],
-		chromedp.ExecPath(bin), chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.WindowSize(1280, 900))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	bctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-
-	var mu sync.Mutex
-	var problems []string
-	// Listen starts the browser, on a context without a deadline (the
-	// browser lives as long as it).
-	err := chromedp.Listen(bctx, func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch ev := ev.(type) {
-		case *runtime.EventConsoleAPICalled:
-			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeWarning {
-				problems = append(problems, "console "+string(ev.Type)+": "+argsText(ev.Args))
-			}
-		case *cdplog.EventEntryAdded: // network errors, CSP violations
-			if ev.Entry.Level == cdplog.EntryLevelError || ev.Entry.Level == cdplog.EntryLevelWarning {
-				problems = append(problems, "log "+string(ev.Entry.Level)+": "+ev.Entry.Text+" "+ev.Entry.URL)
-			}
-		case *runtime.EventExceptionThrown:
-			problems = append(problems, "exception: "+ev.ExceptionDetails.Text+" "+exceptionText(ev.ExceptionDetails))
-		}
-	})
-	if err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	ctx, cancelTimeout := context.WithTimeout(bctx, 90*time.Second)
-	defer cancelTimeout()
-	enable := func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-		for _, c := range []cdp.Command[cdp.Empty, cdp.Empty]{cdplog.Enable, runtime.Enable} {
-			if _, err := cdp.Call(ctx, tg, c, cdp.Empty{}); err != nil {
-				return chromedp.Void{}, err
-			}
-		}
-		return chromedp.Void{}, nil
-	}
+	ctx, enable, problems := browser(t, bin)
 
 	url := "http://" + g.AdminAddr() + "/"
 	row := func(addr string) string { return `tr[data-endpoint="` + addr + `"]` }
@@ -136,10 +94,101 @@ func TestDashboardShowsDrainingEndpoint(t *testing.T) {
 	}
 	t.Logf("screenshot: %s (%d bytes)", shot, len(png))
 
-	mu.Lock()
-	defer mu.Unlock()
-	if len(problems) > 0 {
-		t.Errorf("the page logged problems:\n%s", strings.Join(problems, "\n"))
+	if p := problems(); len(p) > 0 {
+		t.Errorf("the page logged problems:\n%s", strings.Join(p, "\n"))
+	}
+}
+
+// browser starts a headless Chromium for t. enable turns on the console and
+// log events of a page; problems returns the errors and warnings logged.
+func browser(t *testing.T, bin string) (ctx context.Context, enable chromedp.Action[chromedp.Void], problems func() []string) {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:0:0],
+		chromedp.ExecPath(bin), chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.WindowSize(1280, 900))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	bctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+
+	var mu sync.Mutex
+	var logged []string
+	// Listen starts the browser, on a context without a deadline (the
+	// browser lives as long as it).
+	err := chromedp.Listen(bctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeWarning {
+				logged = append(logged, "console "+string(ev.Type)+": "+argsText(ev.Args))
+			}
+		case *cdplog.EventEntryAdded: // network errors, CSP violations
+			if ev.Entry.Level == cdplog.EntryLevelError || ev.Entry.Level == cdplog.EntryLevelWarning {
+				logged = append(logged, "log "+string(ev.Entry.Level)+": "+ev.Entry.Text+" "+ev.Entry.URL)
+			}
+		case *runtime.EventExceptionThrown:
+			logged = append(logged, "exception: "+ev.ExceptionDetails.Text+" "+exceptionText(ev.ExceptionDetails))
+		}
+	})
+	if err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	ctx, cancelTimeout := context.WithTimeout(bctx, 90*time.Second)
+	t.Cleanup(cancelTimeout)
+	enable = func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		for _, c := range []cdp.Command[cdp.Empty, cdp.Empty]{cdplog.Enable, runtime.Enable} {
+			if _, err := cdp.Call(ctx, tg, c, cdp.Empty{}); err != nil {
+				return chromedp.Void{}, err
+			}
+		}
+		return chromedp.Void{}, nil
+	}
+
+	return ctx, enable, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(logged)
+	}
+}
+
+// TestDashboardAsksForTheAdminToken: with an admin token set, the page (it
+// holds no data) loads in a real Chromium, asks for the token, and once it
+// is typed shows the endpoints, fetched with it as a bearer token; the data
+// itself stays refused without the token.
+func TestDashboardAsksForTheAdminToken(t *testing.T) {
+	bin := chromium(t)
+	a := gatewaytest.NewEcho(t, "a")
+	const secret = "s3cret-token"
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := gatewaytest.Start(t, `
+		upstreams:
+		  shop: {endpoints: [`+a.Addr()+`]}
+		routes:
+		  - {id: shop, uri: lb://shop, predicates: ["Path=/shop/**"]}
+		`, gatewaytest.WithAdmin("token_file: "+tokenFile+"\n"))
+	if resp, err := http.Get("http://" + g.AdminAddr() + "/dashboard.json"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("/dashboard.json without the token: %v %v, want 401", resp, err)
+	}
+	ctx, enable, problems := browser(t, bin)
+	row := `tr[data-endpoint="` + a.Addr() + `"]`
+	err := chromedp.Do(ctx, enable, chromedp.Navigate("http://"+g.AdminAddr()+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#login`)),
+		chromedp.SendKeys(chromedp.CSS(`#login input[name=token]`), secret),
+		chromedp.Click(chromedp.CSS(`#login button`)),
+		chromedp.WaitVisible(chromedp.CSS(row)))
+	if err != nil {
+		t.Fatalf("logging in to the dashboard: %v", err)
+	}
+	for _, p := range problems() {
+		if !strings.Contains(p, "401") { // the first fetch, refused without the token
+			t.Errorf("the page logged: %s", p)
+		}
 	}
 }
 

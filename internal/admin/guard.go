@@ -24,10 +24,21 @@ import (
 //     CrossOriginProtection: Sec-Fetch-Site, else Origin against Host).
 //
 // The guard wraps the whole mux, so an endpoint added later is protected
-// unless it is listed in openPaths.
+// unless open says otherwise.
 
-// openPaths are served to anyone: probes send a pod's address or name.
-var openPaths = map[string]bool{"/healthz/live": true, "/healthz/ready": true}
+// open reports whether r may be served to anyone: the health checks (probes
+// send a pod's address or name), and the dashboard's page and files, which
+// hold no data (the page asks for the token and sends it with its requests
+// for /dashboard.json).
+func open(r *http.Request) bool {
+	switch {
+	case r.URL.Path == "/healthz/live" || r.URL.Path == "/healthz/ready":
+		return true
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		return false
+	}
+	return r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/ui/")
+}
 
 // guard wraps next with the checks above.
 func (a *Admin) guard(next http.Handler) http.Handler {
@@ -38,7 +49,7 @@ func (a *Admin) guard(next http.Handler) http.Handler {
 	}
 	checked := cop.Handler(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if openPaths[r.URL.Path] {
+		if open(r) {
 			next.ServeHTTP(w, r)
 			return
 		}

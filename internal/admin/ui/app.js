@@ -90,10 +90,35 @@ function render(d) {
   }
 }
 
+// The admin token, when the gateway has one (admin.token_file/token_env):
+// asked for once, kept for the browser tab's life.
+function token() { return sessionStorage.getItem("sluice-admin-token") || ""; }
+
+function askToken() {
+  const form = document.getElementById("login");
+  form.hidden = false;
+  form.onsubmit = (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem("sluice-admin-token", form.elements.token.value.trim());
+    form.hidden = true;
+    clearTimeout(timer);
+    poll();
+  };
+}
+
+let timer;
+
 async function poll() {
   const err = document.getElementById("error");
   try {
-    const resp = await fetch("/dashboard.json", { cache: "no-store" });
+    const headers = token() ? { Authorization: "Bearer " + token() } : {};
+    const resp = await fetch("/dashboard.json", { cache: "no-store", headers });
+    if (resp.status === 401) {
+      err.textContent = token() ? "the admin token was refused" : "this gateway's admin port needs its token";
+      err.hidden = false;
+      askToken();
+      return;
+    }
     if (!resp.ok) throw new Error(resp.status + " " + resp.statusText);
     render(await resp.json());
     err.hidden = true;
@@ -101,7 +126,7 @@ async function poll() {
     err.textContent = "cannot load /dashboard.json: " + e.message;
     err.hidden = false;
   }
-  setTimeout(poll, 2000);
+  timer = setTimeout(poll, 2000);
 }
 
 poll();

@@ -103,7 +103,7 @@ func TestForwarded(t *testing.T) {
 			r := httptest.NewRequest("GET", "/", nil)
 			r.Host = tc.host
 			r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}))
-			client := forwarded(tc.in, r, netip.MustParseAddr(tc.peer), tc.trusted, trustedNets)
+			client := forwarded(tc.in, r, &exchange.Exchange{}, netip.MustParseAddr(tc.peer), tc.trusted, trustedNets)
 			if client.String() != tc.wantClient {
 				t.Errorf("client = %v, want %s", client, tc.wantClient)
 			}
@@ -119,20 +119,26 @@ func TestForwarded(t *testing.T) {
 	}
 }
 
-// The per-request header work allocates only the peer's address string,
-// the shared value array and the Forwarded element; removing hop-by-hop
-// headers from a keep-alive response allocates nothing.
+// The per-request header work allocates only the Forwarded element (the
+// peer's address is the text of RemoteAddr, the value slices are the
+// exchange's); removing hop-by-hop headers from a keep-alive response
+// allocates nothing.
 func TestHeaderAllocations(t *testing.T) {
 	r := httptest.NewRequest("GET", "/", nil)
-	r.Host = "127.0.0.1:8080"
+	r.Host, r.RemoteAddr = "127.0.0.1:8080", "127.0.0.1:50000"
 	r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}))
 	peer := netip.MustParseAddr("127.0.0.1")
 	h := http.Header{}
+	ex := new(exchange.Exchange)
 	if n := testing.AllocsPerRun(100, func() {
 		clear(h)
-		forwarded(h, r, peer, false, nil)
-	}); n > 3 {
-		t.Errorf("forwarded: %v allocations, want at most 3", n)
+		*ex = exchange.Exchange{}
+		forwarded(h, r, ex, peer, false, nil)
+	}); n > 1 {
+		t.Errorf("forwarded: %v allocations, want at most 1", n)
+	}
+	if got := h["X-Forwarded-For"]; len(got) != 1 || got[0] != "127.0.0.1" {
+		t.Errorf("X-Forwarded-For = %q", got)
 	}
 	resp := http.Header{"Content-Type": {"text/plain"}}
 	conn, ka := []string{"keep-alive"}, []string{"timeout=5"}

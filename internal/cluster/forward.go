@@ -45,20 +45,21 @@ func (c *Cluster) Forward(req *http.Request, p *Policy) (*http.Response, error) 
 		f.bud = c.budget
 	}
 	c.RequestsActive.Add(1)
-	f.bud.request(time.Now())
-	resp, err := f.run()
+	now := time.Now() // one reading serves the budget, the deadline and the first try
+	f.bud.request(now)
+	resp, err := f.run(now)
 	f.finish(resp, err)
 	return resp, err
 }
 
-func (f *forwarding) run() (*http.Response, error) {
+func (f *forwarding) run(now time.Time) (*http.Response, error) {
 	var err error
 	if f.body, err = prepareBody(f.req, f.p.bufferLimit()); err != nil {
 		return nil, &exchange.Error{Status: http.StatusBadRequest, Reason: exchange.ClientBodyError, Err: err}
 	}
 	f.idem = idempotent(f.req, f.p)
 	if f.p.ResponseTimeout > 0 {
-		f.deadline = time.Now().Add(f.p.ResponseTimeout)
+		f.deadline = now.Add(f.p.ResponseTimeout)
 	}
 	if f.ex != nil && !f.ex.Deadline.IsZero() && (f.deadline.IsZero() || f.ex.Deadline.Before(f.deadline)) {
 		f.deadline = f.ex.Deadline // the client's own, shorter (grpc-timeout)
@@ -66,12 +67,12 @@ func (f *forwarding) run() (*http.Response, error) {
 	var triedBuf [4]*endpoint.Endpoint // the endpoints tried (kept off f, so that f stays on the stack)
 	tried := triedBuf[:0]
 	for {
-		ep := f.c.pick(f.req, time.Now(), tried, f.sameOK)
+		ep := f.c.pick(f.req, now, tried, f.sameOK)
 		if ep == nil {
 			return nil, f.noEndpoint()
 		}
 		tried = append(tried, ep)
-		resp, pe := f.send(ep)
+		resp, pe := f.send(ep, now)
 		d := next(f.outcome(resp, pe), f.p)
 		if d == NoRetry {
 			return f.answer(resp, pe)
@@ -89,11 +90,13 @@ func (f *forwarding) run() (*http.Response, error) {
 			resp.Body.Close()
 		}
 		f.c.Retries[d].Add(1)
+		now = time.Now()
 	}
 }
 
-// send makes one try on ep and feeds outlier detection with what it showed.
-func (f *forwarding) send(ep *endpoint.Endpoint) (*http.Response, *pool.Error) {
+// send makes one try on ep, starting now, and feeds outlier detection with
+// what it showed.
+func (f *forwarding) send(ep *endpoint.Endpoint, now time.Time) (*http.Response, *pool.Error) {
 	f.try++
 	if f.ex != nil {
 		f.ex.Endpoint = ep.Addr
@@ -104,7 +107,7 @@ func (f *forwarding) send(ep *endpoint.Endpoint) (*http.Response, *pool.Error) {
 	}
 	tryDeadline := f.deadline
 	if f.p.PerTryTimeout > 0 {
-		if d := time.Now().Add(f.p.PerTryTimeout); tryDeadline.IsZero() || d.Before(tryDeadline) {
+		if d := now.Add(f.p.PerTryTimeout); tryDeadline.IsZero() || d.Before(tryDeadline) {
 			tryDeadline = d
 		}
 	}

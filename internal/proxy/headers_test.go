@@ -174,3 +174,41 @@ func TestMatchAllocations(t *testing.T) {
 		t.Errorf("match: %v allocations, want 0", n)
 	}
 }
+
+// BenchmarkOutboundHeaders is the proxy's own header work on one request
+// and its response: hop-by-hop headers removed both ways and
+// X-Forwarded-*/Forwarded set, for a client and behind a trusted proxy.
+//
+//	go test -run '^$' -bench OutboundHeaders -benchmem ./internal/proxy
+func BenchmarkOutboundHeaders(b *testing.B) {
+	trustedNets := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	for _, tc := range []struct {
+		name, remote string
+		trusted      bool
+	}{
+		{"client", "192.0.2.1:50000", false},
+		{"trusted-proxy", "10.0.0.2:50000", true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Host, r.RemoteAddr = "api.example.com", tc.remote
+			r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}))
+			peer := netip.MustParseAddrPort(tc.remote).Addr()
+			req, resp := http.Header{}, http.Header{}
+			accept, keepAlive, xff := []string{"*/*"}, []string{"keep-alive"}, []string{"198.51.100.7"}
+			ctype, timeout := []string{"text/plain"}, []string{"timeout=5"}
+			ex := new(exchange.Exchange)
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(req)
+				req["Accept"], req["Connection"], req["X-Forwarded-For"] = accept, keepAlive, xff
+				*ex = exchange.Exchange{}
+				removeHopByHop(req)
+				forwarded(req, r, ex, peer, tc.trusted, trustedNets)
+				clear(resp)
+				resp["Content-Type"], resp["Connection"], resp["Keep-Alive"] = ctype, keepAlive, timeout
+				removeHopByHop(resp)
+			}
+		})
+	}
+}

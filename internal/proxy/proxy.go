@@ -112,7 +112,7 @@ type state struct {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &state{
-		ex: exchange.Exchange{Start: time.Now(), Host: r.Host, Proto: r.Proto},
+		ex: exchange.Exchange{Start: started(r), Host: r.Host, Proto: r.Proto},
 		w:  countingWriter{ResponseWriter: w, closing: &h.closing, grpc: grpcContentType(r)},
 	}
 	ex, cw := &st.ex, &st.w
@@ -142,6 +142,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// truncated body off as whole.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// started is when r began: when LimitBody started its body's clock, just
+// before, or now.
+func started(r *http.Request) time.Time {
+	if b, ok := r.Body.(*slowBody); ok {
+		return b.start
+	}
+	return time.Now()
 }
 
 // identify gives the request its id (the client's X-Request-Id, or a new

@@ -67,7 +67,11 @@ func newCostGateway(b *testing.B, filters string) *costGateway {
 
 	req, _ := http.NewRequest(http.MethodGet, "/api/hello", nil)
 	req.RequestURI, req.Host, req.RemoteAddr = "/api/hello", "gw.example.com", "127.0.0.1:50000"
-	req = req.WithContext(context.WithValue(context.Background(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}))
+	// Cancellable, as a served request's context is: the pool registers
+	// its abort with it.
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}))
+	b.Cleanup(cancel)
+	req = req.WithContext(ctx)
 	return &costGateway{h: newListenerHandler(p, m, cfg.Server.Primary()), req: req, w: &discardWriter{h: http.Header{}}}
 }
 

@@ -45,18 +45,20 @@ func (c *Cluster) Forward(req *http.Request, p *Policy) (*http.Response, error) 
 		f.bud = c.budget
 	}
 	c.RequestsActive.Add(1)
-	now := time.Now() // one reading serves the budget, the deadline and the first try
-	f.bud.request(now)
-	resp, err := f.run(now)
+	f.bud.request(time.Now())
+	resp, err := f.run()
 	f.finish(resp, err)
 	return resp, err
 }
 
-func (f *forwarding) run(now time.Time) (*http.Response, error) {
+func (f *forwarding) run() (*http.Response, error) {
 	var err error
 	if f.body, err = prepareBody(f.req, f.p.bufferLimit()); err != nil {
 		return nil, &exchange.Error{Status: http.StatusBadRequest, Reason: exchange.ClientBodyError, Err: err}
 	}
+	// Once the body is ready (a small one was read in full): one reading
+	// serves the deadline, the pick and the try's own deadline.
+	now := time.Now()
 	f.idem = idempotent(f.req, f.p)
 	if f.p.ResponseTimeout > 0 {
 		f.deadline = now.Add(f.p.ResponseTimeout)

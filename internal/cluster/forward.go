@@ -56,9 +56,12 @@ func (f *forwarding) run() (*http.Response, error) {
 	if f.body, err = prepareBody(f.req, f.p.bufferLimit()); err != nil {
 		return nil, &exchange.Error{Status: http.StatusBadRequest, Reason: exchange.ClientBodyError, Err: err}
 	}
+	// Once the body is ready (a small one was read in full): one reading
+	// serves the deadline, the pick and the try's own deadline.
+	now := time.Now()
 	f.idem = idempotent(f.req, f.p)
 	if f.p.ResponseTimeout > 0 {
-		f.deadline = time.Now().Add(f.p.ResponseTimeout)
+		f.deadline = now.Add(f.p.ResponseTimeout)
 	}
 	if f.ex != nil && !f.ex.Deadline.IsZero() && (f.deadline.IsZero() || f.ex.Deadline.Before(f.deadline)) {
 		f.deadline = f.ex.Deadline // the client's own, shorter (grpc-timeout)
@@ -66,12 +69,12 @@ func (f *forwarding) run() (*http.Response, error) {
 	var triedBuf [4]*endpoint.Endpoint // the endpoints tried (kept off f, so that f stays on the stack)
 	tried := triedBuf[:0]
 	for {
-		ep := f.c.pick(f.req, time.Now(), tried, f.sameOK)
+		ep := f.c.pick(f.req, now, tried, f.sameOK)
 		if ep == nil {
 			return nil, f.noEndpoint()
 		}
 		tried = append(tried, ep)
-		resp, pe := f.send(ep)
+		resp, pe := f.send(ep, now)
 		d := next(f.outcome(resp, pe), f.p)
 		if d == NoRetry {
 			return f.answer(resp, pe)
@@ -89,11 +92,13 @@ func (f *forwarding) run() (*http.Response, error) {
 			resp.Body.Close()
 		}
 		f.c.Retries[d].Add(1)
+		now = time.Now()
 	}
 }
 
-// send makes one try on ep and feeds outlier detection with what it showed.
-func (f *forwarding) send(ep *endpoint.Endpoint) (*http.Response, *pool.Error) {
+// send makes one try on ep, starting now, and feeds outlier detection with
+// what it showed.
+func (f *forwarding) send(ep *endpoint.Endpoint, now time.Time) (*http.Response, *pool.Error) {
 	f.try++
 	if f.ex != nil {
 		f.ex.Endpoint = ep.Addr
@@ -104,7 +109,7 @@ func (f *forwarding) send(ep *endpoint.Endpoint) (*http.Response, *pool.Error) {
 	}
 	tryDeadline := f.deadline
 	if f.p.PerTryTimeout > 0 {
-		if d := time.Now().Add(f.p.PerTryTimeout); tryDeadline.IsZero() || d.Before(tryDeadline) {
+		if d := now.Add(f.p.PerTryTimeout); tryDeadline.IsZero() || d.Before(tryDeadline) {
 			tryDeadline = d
 		}
 	}

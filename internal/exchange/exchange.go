@@ -41,6 +41,23 @@ type Exchange struct {
 	Traceparent string
 	// Trace is the request's W3C trace context: the gateway's own span and its parent.
 	Trace Trace
+
+	ctx  valueCtx  // the context With returns
+	vals [8]string // what Values hands out
+	nval int       // vals in use
+}
+
+// Values returns v as a header's one-value slice, from storage that is part
+// of e (a few; then a new slice), so that the header values the gateway sets
+// on every request (request id, trace context, X-Forwarded-*) cost no
+// allocation each. Its capacity is 1: an append copies it.
+func (e *Exchange) Values(v string) []string {
+	if e.nval == len(e.vals) {
+		return []string{v}
+	}
+	e.vals[e.nval] = v
+	e.nval++
+	return e.vals[e.nval-1 : e.nval : e.nval]
 }
 
 // Trace is a W3C trace context (https://www.w3.org/TR/trace-context/).
@@ -66,8 +83,25 @@ func (e *Exchange) Var(name string) (string, bool) {
 
 type key struct{}
 
-// With returns ctx carrying e.
-func With(ctx context.Context, e *Exchange) context.Context { return context.WithValue(ctx, key{}, e) }
+// With returns ctx carrying e. The context is part of e, so it costs no
+// allocation; e carries one context at a time: call With once per exchange.
+func With(ctx context.Context, e *Exchange) context.Context {
+	e.ctx = valueCtx{Context: ctx, ex: e}
+	return &e.ctx
+}
+
+// valueCtx is context.WithValue's context for the exchange's key.
+type valueCtx struct {
+	context.Context
+	ex *Exchange
+}
+
+func (c *valueCtx) Value(k any) any {
+	if k == (key{}) {
+		return c.ex
+	}
+	return c.Context.Value(k)
+}
 
 // From returns the exchange in ctx, or nil.
 func From(ctx context.Context) *Exchange {

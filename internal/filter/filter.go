@@ -17,6 +17,11 @@ import (
 // A Filter does one thing to a request or its response. It is built once per
 // route and must be safe for concurrent use. To answer without calling next,
 // return a response (e.g. a redirect) or an *exchange.Error.
+//
+// A header's value slice may be shared with other requests (the header
+// filters put the same slice of a constant value into every request): to
+// change values, put a new slice into the header, never write into the
+// one there.
 type Filter interface {
 	RoundTrip(r *http.Request, next http.RoundTripper) (*http.Response, error)
 }

@@ -211,15 +211,7 @@ func (g *Gateway) listen(l config.Listener, tlsConfigs map[*config.ServerTLS]*tl
 			tlsConfigs[t] = opt.TLS
 		}
 	}
-	h := &listenerHandler{proxy: g.proxy, requests: g.metrics.Downstream(l.Name),
-		body: proxy.BodyLimits{Timeout: l.BodyTimeout, MinRate: l.BodyMinRate, MinRateGrace: bodyMinRateGrace}}
-	if l.IdleTimeout >= time.Second {
-		// Tell HTTP/1.1 clients when this listener will close an idle
-		// connection, so careful ones retire it first (as Sluice's own pools
-		// do with their backends).
-		h.keepAlive = fmt.Sprintf("timeout=%d", int(l.IdleTimeout/time.Second))
-	}
-	s, err := server.Listen(opt, h, g.log)
+	s, err := server.Listen(opt, newListenerHandler(g.proxy, g.metrics, l), g.log)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", listenPath, l.Listen, err)
 	}
@@ -245,6 +237,18 @@ type listenerHandler struct {
 	keepAlive string
 	requests  *metrics.Downstream
 	body      proxy.BodyLimits
+}
+
+func newListenerHandler(p *proxy.Handler, m *metrics.Metrics, l config.Listener) *listenerHandler {
+	h := &listenerHandler{proxy: p, requests: m.Downstream(l.Name),
+		body: proxy.BodyLimits{Timeout: l.BodyTimeout, MinRate: l.BodyMinRate, MinRateGrace: bodyMinRateGrace}}
+	if l.IdleTimeout >= time.Second {
+		// Tell HTTP/1.1 clients when this listener will close an idle
+		// connection, so careful ones retire it first (as Sluice's own pools
+		// do with their backends).
+		h.keepAlive = fmt.Sprintf("timeout=%d", int(l.IdleTimeout/time.Second))
+	}
+	return h
 }
 
 // bodyMinRateGrace is how long a request body may arrive slower than

@@ -6,7 +6,10 @@
 package metrics
 
 import (
+	"maps"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +28,10 @@ type Metrics struct {
 	bytesOut *prometheus.CounterVec
 	inflight prometheus.Gauge
 	protocol *prometheus.CounterVec
+
+	// routes holds each route's series, looked up once (route).
+	routes atomic.Pointer[map[routeKey]*routeMetrics]
+	mu     sync.Mutex // serialises changes of routes
 }
 
 // New returns metrics registered in a new registry, with Go and process
@@ -64,6 +71,7 @@ func New() *Metrics {
 		}, []string{"listener", "protocol"}),
 	}
 	r.MustRegister(m.requests, m.duration, m.bytesIn, m.bytesOut, m.inflight, m.protocol)
+	m.routes.Store(&map[routeKey]*routeMetrics{})
 	return m
 }
 
@@ -72,6 +80,7 @@ type Downstream struct {
 	protocol *prometheus.CounterVec
 	listener string
 	h1       prometheus.Counter // the HTTP/1.1 child, looked up once
+	h2       child[prometheus.Counter]
 }
 
 // Downstream returns the request counter of the listener labelled listener.
@@ -81,9 +90,12 @@ func (m *Metrics) Downstream(listener string) *Downstream {
 
 // Request counts a request received with protocol proto (http.Request.Proto).
 func (d *Downstream) Request(proto string) {
-	if proto == "HTTP/1.1" {
+	switch proto {
+	case "HTTP/1.1":
 		d.h1.Inc()
-	} else {
+	case "HTTP/2.0":
+		d.h2.get(func() prometheus.Counter { return d.protocol.WithLabelValues(d.listener, proto) }).Inc()
+	default:
 		d.protocol.WithLabelValues(d.listener, proto).Inc()
 	}
 }
@@ -103,13 +115,76 @@ func class(status int) string {
 // Observe records a finished request (proxy.Observer).
 func (m *Metrics) Observe(ex *exchange.Exchange, method, path string, status int, reqBytes, respBytes int64, d time.Duration) {
 	m.inflight.Dec()
-	route := ex.RouteID
-	m.requests.WithLabelValues(route, ex.Upstream, class(status), ex.Reason).Inc()
-	m.duration.WithLabelValues(route, ex.Upstream).Observe(d.Seconds())
+	rm := m.route(ex.RouteID, ex.Upstream)
+	rm.requests(status, ex.Reason).Inc()
+	rm.duration.get(func() prometheus.Observer { return m.duration.WithLabelValues(rm.id, rm.upstream) }).Observe(d.Seconds())
 	if reqBytes > 0 {
-		m.bytesIn.WithLabelValues(route).Add(float64(reqBytes))
+		rm.bytesIn.get(func() prometheus.Counter { return m.bytesIn.WithLabelValues(rm.id) }).Add(float64(reqBytes))
 	}
 	if respBytes > 0 {
-		m.bytesOut.WithLabelValues(route).Add(float64(respBytes))
+		rm.bytesOut.get(func() prometheus.Counter { return m.bytesOut.WithLabelValues(rm.id) }).Add(float64(respBytes))
 	}
+}
+
+// routeMetrics holds the series of one route's requests to one upstream:
+// the children of the request metrics' vectors for its labels, each looked
+// up once, on first use (so that a series appears when it is first
+// counted, as it would without them).
+type routeMetrics struct {
+	m            *Metrics
+	id, upstream string
+	proxied      [len(classes)]child[prometheus.Counter] // sluice_requests_total with no reason, by class
+	duration     child[prometheus.Observer]
+	bytesIn      child[prometheus.Counter]
+	bytesOut     child[prometheus.Counter]
+}
+
+// requests is the sluice_requests_total series of a request that ended with
+// status and reason. Those the gateway answered itself (a reason) are
+// looked up each time: they are not the hot path.
+func (rm *routeMetrics) requests(status int, reason string) prometheus.Counter {
+	if reason != "" || status < 100 || status >= 600 {
+		return rm.m.requests.WithLabelValues(rm.id, rm.upstream, class(status), reason)
+	}
+	c := status/100 - 1
+	return rm.proxied[c].get(func() prometheus.Counter {
+		return rm.m.requests.WithLabelValues(rm.id, rm.upstream, classes[c], "")
+	})
+}
+
+// child is a vector's child, looked up on first use and kept.
+type child[T any] struct{ p atomic.Pointer[T] }
+
+func (c *child[T]) get(lookup func() T) T {
+	if p := c.p.Load(); p != nil {
+		return *p
+	}
+	v := lookup() // a race looks up the same child twice: no harm
+	c.p.Store(&v)
+	return v
+}
+
+// routeKey names a routeMetrics.
+type routeKey struct{ route, upstream string }
+
+// route returns the series of route's requests to upstream. Routes are
+// read from an immutable map, replaced (under mu) when a new pair appears:
+// once per route and upstream, after a reload too.
+func (m *Metrics) route(route, upstream string) *routeMetrics {
+	k := routeKey{route, upstream}
+	if rm := (*m.routes.Load())[k]; rm != nil {
+		return rm
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.routes.Load()
+	if rm := old[k]; rm != nil {
+		return rm
+	}
+	next := make(map[routeKey]*routeMetrics, len(old)+1)
+	maps.Copy(next, old)
+	rm := &routeMetrics{m: m, id: route, upstream: upstream}
+	next[k] = rm
+	m.routes.Store(&next)
+	return rm
 }

@@ -93,7 +93,7 @@ func (a *accessLog) keep(status int) bool {
 	return a.sample > 0 && rand.Float64() < a.sample
 }
 
-func (h *Handler) logAccess(a *accessLog, r *http.Request, ex *exchange.Exchange, status int, reqBytes, respBytes int64) {
+func (h *Handler) logAccess(a *accessLog, r *http.Request, ex *exchange.Exchange, status int, reqBytes, respBytes int64, d time.Duration) {
 	fields := a.fields
 	if !a.enabled {
 		fields = allFields
@@ -120,21 +120,21 @@ func (h *Handler) logAccess(a *accessLog, r *http.Request, ex *exchange.Exchange
 		case fAttempts:
 			a = slog.Int("attempts", ex.Attempts)
 		case fDuration:
-			a = slog.Duration("duration", time.Since(ex.Start))
+			a = slog.Duration("duration", d)
 		case fBytesIn:
 			a = slog.Int64("bytes_in", reqBytes)
 		case fBytesOut:
 			a = slog.Int64("bytes_out", respBytes)
 		case fClient:
-			a = slog.String("client", h.client(r, ex).String())
+			a = slog.String("client", addrText(r.RemoteAddr, h.client(r, ex)))
 		case fProtocol:
 			a = slog.String("protocol", r.Proto)
 		case fRequestID:
 			a = slog.String("request_id", ex.RequestID)
 		case fTraceID:
-			a = slog.String("trace_id", tracing.TraceID(&ex.Trace))
+			a = slog.String("trace_id", traceID(ex))
 		case fSpanID:
-			a = slog.String("span_id", tracing.SpanID(&ex.Trace))
+			a = slog.String("span_id", spanID(ex))
 		case fHost:
 			a = slog.String("host", ex.Host)
 		case fUserAgent:
@@ -144,6 +144,26 @@ func (h *Handler) logAccess(a *accessLog, r *http.Request, ex *exchange.Exchange
 	}
 	h.Log.LogAttrs(r.Context(), slog.LevelInfo, "access", attrs...)
 }
+
+// traceID and spanID are the request's trace id and the gateway's span id
+// in hex: parts of the traceparent sent upstream, once it is made.
+func traceID(ex *exchange.Exchange) string {
+	if len(ex.Traceparent) == traceparentLen {
+		return ex.Traceparent[3:35]
+	}
+	return tracing.TraceID(&ex.Trace)
+}
+
+func spanID(ex *exchange.Exchange) string {
+	if len(ex.Traceparent) == traceparentLen {
+		return ex.Traceparent[36:52]
+	}
+	return tracing.SpanID(&ex.Trace)
+}
+
+// traceparentLen is the length of a version-00 traceparent:
+// "00-" 32 hex "-" 16 hex "-" 2 hex.
+const traceparentLen = 55
 
 // client is the request's client: the exchange's, set once a route took the
 // request; for one answered before (no route, a bad request, shed), the

@@ -39,8 +39,8 @@ func LimitBody(w http.ResponseWriter, r *http.Request, l BodyLimits) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return
 	}
-	b := &slowBody{rc: r.Body, ctl: http.NewResponseController(w), start: time.Now()}
-	b.limits.Store(&l)
+	b := &slowBody{rc: r.Body, ctl: http.NewResponseController(w), start: time.Now(), listener: l}
+	b.limits.Store(&b.listener)
 	r.Body = b
 }
 
@@ -49,8 +49,11 @@ type slowBody struct {
 	rc     io.ReadCloser
 	ctl    *http.ResponseController
 	start  time.Time
-	limits atomic.Pointer[BodyLimits]
-	n      atomic.Int64 // bytes read; the body may be read on another goroutine
+	limits atomic.Pointer[BodyLimits] // the listener's, or the route's (routeBody)
+	// listener holds the listener's limits, so that they need no allocation
+	// of their own.
+	listener BodyLimits
+	n        atomic.Int64 // bytes read; the body may be read on another goroutine
 	// timedOut: a read failed for breaking the limits.
 	timedOut atomic.Bool
 	armed    atomic.Bool // a deadline was set

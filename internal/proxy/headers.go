@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/sluice-gw/sluice/internal/exchange"
 )
 
 // hopHeaders are meaningful only for a single connection (RFC 9110 §7.6.1)
@@ -74,22 +76,15 @@ func isHopHeader(f string) bool {
 // client cannot forge its address. It returns the client address: the peer,
 // or, behind trusted proxies, the first untrusted address from the right of
 // X-Forwarded-For.
-func forwarded(h http.Header, r *http.Request, peer netip.Addr, trusted bool, trustedNets []netip.Prefix) netip.Addr {
+func forwarded(h http.Header, r *http.Request, ex *exchange.Exchange, peer netip.Addr, trusted bool, trustedNets []netip.Prefix) netip.Addr {
 	proto := "http"
 	if r.TLS != nil {
 		proto = "https"
 	}
 	port := localPort(r)
-	ip := peer.Unmap().String()
+	ip := addrText(r.RemoteAddr, peer)
 	client := peer
-	// The values set here share one backing array (capacity 1 each, so a
-	// filter that appends to one copies it): one allocation, not five.
-	vals := make([]string, 0, 5)
-	set := func(k, v string) {
-		vals = append(vals, v)
-		n := len(vals)
-		h[k] = vals[n-1 : n : n]
-	}
+	set := func(k, v string) { h[k] = ex.Values(v) }
 	if trusted {
 		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
 			client = clientFrom(prior, peer, trustedNets)
@@ -132,6 +127,19 @@ func forwarded(h http.Header, r *http.Request, peer netip.Addr, trusted bool, tr
 		set("Forwarded", elem)
 	}
 	return client
+}
+
+// addrText is a's text: the host part of remoteAddr ("ip:port") when that is
+// a's IPv4 address, as it usually is, sparing an allocation; a.Unmap's
+// String otherwise.
+func addrText(remoteAddr string, a netip.Addr) string {
+	a = a.Unmap()
+	if i := strings.LastIndexByte(remoteAddr, ':'); a.Is4() && i > 0 {
+		if b, err := netip.ParseAddr(remoteAddr[:i]); err == nil && b == a {
+			return remoteAddr[:i]
+		}
+	}
+	return a.String()
 }
 
 // localPort is the port the request arrived on, as a string.

@@ -99,11 +99,23 @@ func (h *Handler) SetClosing(c bool) { h.closing.Store(c) }
 // Closing reports whether responses ask clients to close (SetClosing).
 func (h *Handler) Closing() bool { return h.closing.Load() }
 
+// state is what the handler keeps of one request, in one allocation. It
+// is not pooled: the outbound request's context carries ex, and contexts
+// can outlive the handler (an HTTP/2 stream's writer, a context.AfterFunc);
+// so can body, which an HTTP/2 upstream's writer may still be reading.
+type state struct {
+	ex   exchange.Exchange
+	w    countingWriter
+	body countingBody
+	url  url.URL // the outbound request's
+}
+
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// Not pooled: the request's context carries ex, and contexts can outlive
-	// the handler (an HTTP/2 stream's writer, a context.AfterFunc).
-	ex := &exchange.Exchange{Start: time.Now(), Host: r.Host, Proto: r.Proto}
-	cw := &countingWriter{ResponseWriter: w, closing: &h.closing, grpc: grpcContentType(r)}
+	st := &state{
+		ex: exchange.Exchange{Start: started(r), Host: r.Host, Proto: r.Proto},
+		w:  countingWriter{ResponseWriter: w, closing: &h.closing, grpc: grpcContentType(r)},
+	}
+	ex, cw := &st.ex, &st.w
 	if h.Observer != nil {
 		h.Observer.Begin()
 	}
@@ -111,24 +123,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if b, ok := r.Body.(*slowBody); ok {
 		defer b.settle()
 	}
-	status, reqBytes := h.serve(cw, r, ex)
+	status, reqBytes := h.serve(st, r)
 	if status == 0 {
 		status = cw.status
 	}
+	d := time.Since(ex.Start)
 	if h.Observer != nil {
-		h.Observer.Observe(ex, r.Method, r.URL.Path, status, reqBytes, cw.n, time.Since(ex.Start))
+		h.Observer.Observe(ex, r.Method, r.URL.Path, status, reqBytes, cw.n, d)
 	}
 	if end != nil {
 		end(status)
 	}
 	if a := h.access.Load(); a != nil && h.Log != nil && h.Log.Enabled(r.Context(), slog.LevelInfo) && a.keep(status) {
-		h.logAccess(a, r, ex, status, reqBytes, cw.n)
+		h.logAccess(a, r, ex, status, reqBytes, cw.n, d)
 	}
 	if cw.cut {
 		// End the client's connection abruptly: a clean end would pass a
 		// truncated body off as whole.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// started is when r began: when LimitBody started its body's clock, just
+// before, or now.
+func started(r *http.Request) time.Time {
+	if b, ok := r.Body.(*slowBody); ok {
+		return b.start
+	}
+	return time.Now()
 }
 
 // identify gives the request its id (the client's X-Request-Id, or a new
@@ -156,7 +178,7 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request, ex *exchange.
 		ex.RequestID, ex.Traceparent = tracing.NewRequestIDAndTraceparent(&ex.Trace)
 		ex.RequestIDMade = true
 	}
-	w.Header()["X-Request-Id"] = []string{ex.RequestID}
+	w.Header()["X-Request-Id"] = ex.Values(ex.RequestID)
 	return end
 }
 
@@ -164,16 +186,17 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request, ex *exchange.
 // context on the upstream request.
 func propagate(hd http.Header, ex *exchange.Exchange) {
 	if ex.RequestIDMade {
-		hd["X-Request-Id"] = []string{ex.RequestID}
+		hd["X-Request-Id"] = ex.Values(ex.RequestID)
 	}
-	hd["Traceparent"] = []string{ex.Traceparent}
+	hd["Traceparent"] = ex.Values(ex.Traceparent)
 	if ex.Trace.State == "" {
 		delete(hd, "Tracestate") // it belonged to a malformed traceparent
 	}
 }
 
 // serve returns the status when the gateway answered itself.
-func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchange) (int, int64) {
+func (h *Handler) serve(st *state, r *http.Request) (int, int64) {
+	w, ex := &st.w, &st.ex
 	if err := checkInbound(r); err != nil {
 		return h.fail(w, ex, err), 0
 	}
@@ -235,10 +258,12 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 			r.ContentLength, r.TransferEncoding = int64(len(b)), nil
 		}
 	}
-	counted := &countingBody{rc: body}
+	counted := &st.body
+	counted.rc = body
 	out := r.WithContext(exchange.With(r.Context(), ex))
 	out.RequestURI = ""
-	out.URL = &url.URL{Scheme: "http", Path: path, RawQuery: r.URL.RawQuery}
+	st.url = url.URL{Scheme: "http", Path: path, RawQuery: r.URL.RawQuery}
+	out.URL = &st.url
 	out.Host = ""
 	out.Close = false
 	switch {
@@ -260,7 +285,7 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 	if !trusted {
 		stripUntrusted(out.Header, t.UntrustedHeaders)
 	}
-	ex.Client = forwarded(out.Header, r, peer.Addr(), trusted, t.TrustedProxies)
+	ex.Client = forwarded(out.Header, r, ex, peer.Addr(), trusted, t.TrustedProxies)
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header["User-Agent"] = nil // Request.Write adds Go's own otherwise
 	}

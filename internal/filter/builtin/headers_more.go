@@ -16,21 +16,25 @@ import (
 // AddRequestHeadersIfNotPresent=X-A:1,X-B:2 adds each header the request
 // does not have; a name listed twice gets both values.
 var addRequestHeadersIfNotPresent = filter.Factory{Fields: []string{"headers..."}, New: func(a args.Args, _ *filter.Env) (filter.Filter, error) {
-	type kv struct{ name, value string }
+	type kv struct {
+		name  string
+		value headerValue
+	}
 	var hs []kv
 	for _, s := range a.Strings("headers") {
 		n, v, ok := strings.Cut(s, ":")
 		if !ok || strings.TrimSpace(n) == "" {
 			return nil, fmt.Errorf("headers: %q is not name:value", s)
 		}
-		hs = append(hs, kv{http.CanonicalHeaderKey(strings.TrimSpace(n)), strings.TrimSpace(v)})
+		hs = append(hs, kv{http.CanonicalHeaderKey(strings.TrimSpace(n)), newHeaderValue(strings.TrimSpace(v))})
 	}
 	if len(hs) == 0 {
 		return nil, fmt.Errorf("headers: required")
 	}
 	return filter.Request(func(r *http.Request) {
 		ex := exchange.From(r.Context())
-		var present []string // names present before this filter ran
+		var buf [8]string
+		present := buf[:0] // names present before this filter ran
 		for _, h := range hs {
 			if _, ok := r.Header[h.name]; ok && !slices.Contains(present, h.name) {
 				continue
@@ -38,7 +42,7 @@ var addRequestHeadersIfNotPresent = filter.Factory{Fields: []string{"headers..."
 			if !slices.Contains(present, h.name) {
 				present = append(present, h.name)
 			}
-			r.Header.Add(h.name, expandField(h.value, ex))
+			addValues(r.Header, h.name, h.value.values(ex))
 		}
 	}), nil
 }}
@@ -76,7 +80,7 @@ var dedupeResponseHeader = filter.Factory{Fields: []string{"name", "strategy"}, 
 	var dedupe func([]string) []string
 	switch strategy {
 	case "RETAIN_FIRST":
-		dedupe = func(v []string) []string { return v[:1] }
+		dedupe = func(v []string) []string { return v[:1:1] } // an append must not write over v[1]
 	case "RETAIN_LAST":
 		dedupe = func(v []string) []string { return v[len(v)-1:] }
 	case "RETAIN_UNIQUE":
@@ -126,8 +130,12 @@ var rewriteResponseHeader = filter.Factory{Fields: []string{"name", "regexp", "r
 	}
 	n = http.CanonicalHeaderKey(n)
 	return filter.Response(func(resp *http.Response) {
-		for i, v := range resp.Header[n] {
-			resp.Header[n][i] = rw.replaceAll(v)
+		if vv := resp.Header[n]; len(vv) > 0 {
+			out := make([]string, len(vv)) // vv may be shared: never written in place
+			for i, v := range vv {
+				out[i] = rw.replaceAll(v)
+			}
+			resp.Header[n] = out
 		}
 	}), nil
 }}
@@ -242,7 +250,8 @@ var secureHeaders = filter.Factory{
 		has := func(list []string, name string) bool {
 			return slices.ContainsFunc(list, func(s string) bool { return strings.EqualFold(s, name) })
 		}
-		var names, values []string
+		var names []string
+		var values [][]string // one-value slices, shared by every response
 		for _, d := range secureHeaderDefaults {
 			if has(disable, d.name) || (d.name == "Permissions-Policy" && !has(enable, d.name)) {
 				continue
@@ -251,12 +260,12 @@ var secureHeaders = filter.Factory{
 			if err != nil {
 				return nil, err
 			}
-			names, values = append(names, d.name), append(values, v)
+			names, values = append(names, d.name), append(values, []string{v})
 		}
 		return filter.Response(func(resp *http.Response) {
 			for i, n := range names {
 				if _, ok := resp.Header[n]; !ok {
-					resp.Header[n] = []string{values[i]}
+					resp.Header[n] = values[i]
 				}
 			}
 		}), nil

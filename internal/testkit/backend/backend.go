@@ -81,10 +81,12 @@ type Record struct {
 	Backend string
 	Method  string
 	ID      string // the X-Request-Id header
-	// Dropped: the server read this request from the socket but closed the
-	// connection before any handler ran (net/http's Shutdown closes a
-	// connection it still counts as idle while a request is being read). It
-	// was not processed, and no proxy can tell it from one that was.
+	// Dropped: the request reached the backend but no handler ran: the
+	// server read it from the socket and closed the connection first
+	// (net/http's Shutdown closes a connection it still counts as idle while
+	// a request is being read), or it was still waiting unread in the
+	// socket when the backend exited (Abrupt, Reset). It was not processed,
+	// and no proxy can tell it from one that was.
 	Dropped bool
 }
 

@@ -14,7 +14,8 @@ import (
 // countingBackend is a real HTTP backend on loopback that counts the
 // connections it accepted and has open, and the requests it answered and
 // is answering. GET/POST /any?sleep=MS waits before answering; /ws echoes
-// WebSocket messages. It never closes idle connections itself.
+// WebSocket messages. It never closes idle connections itself; with
+// keepAlive set, it announces a Keep-Alive header on every answer.
 type countingBackend struct {
 	name     string
 	ln       net.Listener
@@ -23,6 +24,8 @@ type countingBackend struct {
 	open     atomic.Int64
 	hits     atomic.Int64
 	inflight atomic.Int64
+	// keepAlive, if set, is sent as the Keep-Alive header, e.g. "timeout=60".
+	keepAlive atomic.Pointer[string]
 }
 
 func newCountingBackend(t *testing.T, name string) *countingBackend {
@@ -59,6 +62,9 @@ func newCountingBackend(t *testing.T, name string) *countingBackend {
 		n, _ := ioCopyDiscard(r)
 		b.hits.Add(1)
 		w.Header().Set("X-Backend", name)
+		if ka := b.keepAlive.Load(); ka != nil {
+			w.Header().Set("Keep-Alive", *ka)
+		}
 		w.Write([]byte(name + " " + strconv.FormatInt(n, 10) + "\n"))
 	})
 	b.srv = &http.Server{Handler: mux, ConnState: func(_ net.Conn, s http.ConnState) {

@@ -101,7 +101,9 @@ func (g *Gateway) reload() error {
 	}
 	g.proxy.SetTable(next.Table)
 	g.runtime = next
-	Retire(old, next)
+	// What only the old config used goes once no request that matched a
+	// route of it still has to reach its upstream.
+	old.Table.Retire(func() { Retire(old, next) })
 	kept := 0
 	for name, c := range next.Clusters {
 		if old.Clusters[name] == c {

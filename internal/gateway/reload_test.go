@@ -47,6 +47,15 @@ func metricValue(t *testing.T, g *gateway.Gateway, series string) float64 {
 func TestReloadUnderLoad(t *testing.T) {
 	testlock.Realtime(t)
 	stable := newCountingBackend(t, "stable")
+	// The stable backend says how long it keeps idle connections (longer
+	// than the test), so that the pool keeps all of its connections: before
+	// it knows, the pool reuses a connection only within 500 ms of idle time
+	// and retires the others (reason keepalive_hint), and under load a
+	// connection idle that long is common. Those retirements, and the dials
+	// that replace them, are the pool's idle policy, not a reload's doing;
+	// with the header, a new connection to stable can only come from a reload.
+	ka := "timeout=120"
+	stable.keepAlive.Store(&ka)
 	wsBackend := newCountingBackend(t, "ws")
 	old := newCountingBackend(t, "old")
 	replacement := newCountingBackend(t, "new")
@@ -158,10 +167,11 @@ func TestReloadUnderLoad(t *testing.T) {
 				}
 				sent.Add(1)
 				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
+					var got []byte
+					got, err = io.ReadAll(resp.Body)
 					resp.Body.Close()
 					if err == nil && resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
+						err = fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(got))
 					}
 				}
 				if err != nil {
@@ -249,4 +259,77 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d requests in %s, %d failed; stable accepted %d connections in all; reloads: %v ok, %v rejected",
 		sent.Load(), loadTook.Round(100*time.Millisecond), failed.Load(), stable.accepted.Load(), successes(), failuresSeen())
+}
+
+// TestReloadLetsHeldRequestFinishOnItsUpstream: a request that matched its
+// route before a reload and reaches the upstream after it (here: queued
+// behind the route's limit of one) is served by the upstream of the config
+// it started with, even when the reload changed that upstream: the replaced
+// cluster is retired only once no request holds the old table. It failed
+// with 503 "upstream other has no endpoints" when the reload closed the
+// replaced cluster at once (TestReloadUnderLoad saw it as a rare 503).
+func TestReloadLetsHeldRequestFinishOnItsUpstream(t *testing.T) {
+	old := newCountingBackend(t, "old")
+	replacement := newCountingBackend(t, "new")
+	file := filepath.Join(t.TempDir(), "sluice.yaml")
+	write := func(addr string) {
+		t.Helper()
+		data := gatewaytest.Header("", 0) + gatewaytest.Dedent(`
+			upstreams:
+			  other: {endpoints: [`+addr+`]}
+			routes:
+			  - id: o
+			    uri: lb://other
+			    max_concurrent_requests: 1
+			    queue: {size: 4, timeout: 10s}
+			`)
+		if err := os.WriteFile(file, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(old.addr())
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.StartConfig(file, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gatewaytest.Stop(g) })
+
+	get := func(path string, out chan<- string) {
+		resp, err := http.Get(gatewaytest.URL(g, path))
+		if err != nil {
+			out <- err.Error()
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		out <- fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
+	}
+	first, queued := make(chan string, 1), make(chan string, 1)
+	go get("/first?sleep=600", first)
+	if !gatewaytest.Eventually(5*time.Second, func() bool { return old.inflight.Load() == 1 }) {
+		t.Fatal("the first request did not reach the old backend")
+	}
+	go get("/queued", queued) // waits for the route's one slot
+	time.Sleep(100 * time.Millisecond)
+	write(replacement.addr())
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for name, ch := range map[string]chan string{"first": first, "queued": queued} {
+		if got := <-ch; !strings.HasPrefix(got, "200 old") {
+			t.Errorf("%s request: %q, want 200 from the old backend", name, got)
+		}
+	}
+	if _, body := gatewaytest.Get(t, g, "/after"); !strings.HasPrefix(string(body), "new") {
+		t.Errorf("a request after the reload: %q, want the new backend", body)
+	}
+	// The replaced cluster was retired once the held request was done: its
+	// pool drained, closing its connections to the old backend.
+	if !gatewaytest.Eventually(5*time.Second, func() bool { return old.open.Load() == 0 }) {
+		t.Errorf("the old backend still has %d connections open", old.open.Load())
+	}
 }

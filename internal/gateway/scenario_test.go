@@ -33,8 +33,10 @@ func TestScenarios(t *testing.T) {
 		}
 		if s.ID == 20 || s.ID == 21 {
 			// Rolling restarts with abrupt and RST exits: measured with the
-			// chaos CLI (docs/reliability.md, scenarios 18–21); on a loaded
-			// machine their bar is not met in every run, so they do not gate CI.
+			// chaos CLI (docs/reliability.md, scenarios 18–21). Tried here
+			// under -race on two busy cores, 20 failed every run with
+			// thousands of client timeouts (before and after the fixes of
+			// issue 13), so neither gates CI.
 			continue
 		}
 		t.Run(fmt.Sprintf("%02d_%s", s.ID, strings.ReplaceAll(s.Name, " ", "_")), func(t *testing.T) {

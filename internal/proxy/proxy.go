@@ -41,6 +41,33 @@ type Table struct {
 	// taken after the route's, so a route at its limit sheds without
 	// holding a global slot.
 	Limit *overload.Limiter
+
+	// users counts the requests holding the table: from the match until
+	// their round trip returns (see Handler.hold and Retire).
+	users   atomic.Int64
+	retired atomic.Bool
+	onIdle  func()
+	once    sync.Once
+}
+
+// Retire runs f once no request holds t any more: at once if none does,
+// else when the last one's round trip returns. t must no longer be the
+// handler's table. A reload retires what only the old table used (a
+// replaced cluster) this way, so that a request that matched a route
+// before the reload reaches the upstream it matched, however long it waited
+// in between (a route's queue, its filters).
+func (t *Table) Retire(f func()) {
+	t.onIdle = f
+	t.retired.Store(true)
+	if t.users.Load() == 0 {
+		t.once.Do(f)
+	}
+}
+
+func (t *Table) release() {
+	if t.users.Add(-1) == 0 && t.retired.Load() {
+		t.once.Do(t.onIdle)
+	}
 }
 
 // Forward is the end of every chain: it sends the request to a cluster under
@@ -85,6 +112,19 @@ type Handler struct {
 // returns the func that ends the span.
 type SpanStarter interface {
 	Start(ex *exchange.Exchange, method string) (end func(status int))
+}
+
+// hold returns the current table, held until release: a table retired
+// after this returns waits for it.
+func (h *Handler) hold() *Table {
+	for {
+		t := h.table.Load()
+		t.users.Add(1)
+		if h.table.Load() == t {
+			return t // current after the count: a later Retire sees it
+		}
+		t.release()
+	}
 }
 
 // SetTable swaps in a new routing snapshot.
@@ -200,7 +240,13 @@ func (h *Handler) serve(st *state, r *http.Request) (int, int64) {
 	if err := checkInbound(r); err != nil {
 		return h.fail(w, ex, err), 0
 	}
-	t := h.table.Load()
+	t := h.hold()
+	held := true
+	defer func() {
+		if held {
+			t.release()
+		}
+	}()
 	rt, path, ok, err := match(t.Match, r, ex)
 	if err != nil {
 		return h.fail(w, ex, &exchange.Error{Status: http.StatusBadRequest, Reason: exchange.BadRequest, Err: err}), 0
@@ -293,6 +339,8 @@ func (h *Handler) serve(st *state, r *http.Request) (int, int64) {
 	sent := time.Now()
 	resp, err := rt.Chain.RoundTrip(out)
 	latency, sampled = time.Since(sent), r.Context().Err() == nil
+	t.release() // the upstream was reached (or not): the table may be retired
+	held = false
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

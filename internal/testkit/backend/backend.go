@@ -81,10 +81,12 @@ type Record struct {
 	Backend string
 	Method  string
 	ID      string // the X-Request-Id header
-	// Dropped: the server read this request from the socket but closed the
-	// connection before any handler ran (net/http's Shutdown closes a
-	// connection it still counts as idle while a request is being read). It
-	// was not processed, and no proxy can tell it from one that was.
+	// Dropped: the request reached the backend but no handler ran: the
+	// server read it from the socket and closed the connection first
+	// (net/http's Shutdown closes a connection it still counts as idle while
+	// a request is being read), or it was still waiting unread in the
+	// socket when the backend exited (Abrupt, Reset). It was not processed,
+	// and no proxy can tell it from one that was.
 	Dropped bool
 }
 
@@ -307,6 +309,22 @@ func (c *tapConn) Close() error {
 		onDrop(method, id)
 	}
 	return err
+}
+
+// peekPending returns a copy of the bytes waiting in c's receive buffer
+// (up to 64 KiB), leaving them there, without blocking and without taking
+// the conn's read lock.
+func peekPending(c *net.TCPConn) []byte {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	buf := make([]byte, 64<<10)
+	n := 0
+	rc.Control(func(fd uintptr) {
+		n, _, _ = syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	})
+	return buf[:max(n, 0)]
 }
 
 // takePending returns the bytes waiting in c's receive buffer, without
@@ -565,21 +583,32 @@ func (b *Backend) Shutdown(ctx context.Context, style ShutdownStyle) error {
 	// first (SO_LINGER 0 first for Reset, so that the kernel sends RST), then
 	// the server. Closing through the server would let a handler woken by the
 	// close answer before its socket is gone.
-	// A request the server had read but not handled dies with it; it is
-	// recorded as dropped (bookkeeping only, the wire is unchanged), so
-	// that a check can tell it from one the backend never saw.
+	// A request that had reached the backend but was not handled dies with
+	// it: read by the server and not yet handed to a handler, or still
+	// waiting in the socket's receive buffer (the kernel then answers the
+	// close with an RST and no FIN). It is recorded as dropped (bookkeeping
+	// only: the waiting bytes are peeked, not taken, so the wire is
+	// unchanged), so that a check can tell it from one the backend never saw.
 	ln.Close()
 	b.mu.Lock()
 	for c := range b.conns {
 		raw := c
 		t, _ := c.(*tapConn)
 		if t != nil {
-			t.mu.Lock()
-			t.onDrop = nil
-			t.mu.Unlock()
 			raw = t.Conn
 		}
-		if tc, ok := raw.(*net.TCPConn); ok && style == Reset {
+		tc, _ := raw.(*net.TCPConn)
+		if t != nil {
+			var waiting []byte
+			if tc != nil {
+				waiting = peekPending(tc)
+			}
+			t.mu.Lock()
+			t.onDrop = nil
+			t.pending = append(t.pending, waiting...)
+			t.mu.Unlock()
+		}
+		if tc != nil && style == Reset {
 			tc.SetLinger(0)
 		}
 		raw.Close()

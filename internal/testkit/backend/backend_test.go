@@ -301,6 +301,40 @@ func TestShutdownStyles(t *testing.T) {
 	}
 }
 
+// A request that has reached the backend's socket but that the server has
+// not read yet when the backend exits is recorded as dropped, and the wire
+// is what a dying process leaves: the unread bytes make the kernel answer
+// the close with an RST. The second, pipelined request waits in the receive
+// buffer (net/http reads at most one byte ahead) while the first is handled.
+func TestAbruptExitRecordsRequestWaitingUnread(t *testing.T) {
+	for _, style := range []ShutdownStyle{Abrupt, Reset} {
+		t.Run(style.String(), func(t *testing.T) {
+			b := start(t, Options{Name: "b1"})
+			c := dial(t, b.Addr())
+			c.send("POST", "/?sleep=5s", "p1", "body")
+			time.Sleep(100 * time.Millisecond) // p1 is being handled
+			c.send("POST", "/", "p2", "body")
+			time.Sleep(100 * time.Millisecond) // p2 waits in the socket
+			if err := b.Shutdown(context.Background(), style); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.waitEOF(); !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("client conn: %v, want ECONNRESET (unread data at close)", err)
+			}
+			got := map[string]bool{}
+			for _, r := range b.Processed() {
+				got[r.ID] = r.Dropped
+			}
+			if dropped, ok := got["p1"]; !ok || dropped {
+				t.Errorf("p1 (handled): records %v, want processed", got)
+			}
+			if dropped, ok := got["p2"]; !ok || !dropped {
+				t.Errorf("p2 (waiting unread at the exit): records %v, want dropped", got)
+			}
+		})
+	}
+}
+
 func TestRestartSameAddress(t *testing.T) {
 	b := start(t, Options{Name: "b1"})
 	addr := b.Addr()

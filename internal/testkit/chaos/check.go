@@ -30,9 +30,10 @@ type Result struct {
 	FailedPOSTsProcessed int
 	// LostPOSTs failed on the client and no backend processed them.
 	LostPOSTs int
-	// DroppedPOSTs failed on the client because the backend read them and
-	// then dropped them unhandled while shutting down (see
-	// backend.Record.Dropped): not processed, and not provably so to any proxy.
+	// DroppedPOSTs failed on the client because the backend received them
+	// (read, or still waiting in its socket) and dropped them unhandled while
+	// shutting down or exiting (see backend.Record.Dropped): not processed,
+	// and not provably so to any proxy.
 	DroppedPOSTs int
 	// RetriedGETs were processed more than once (a silent retry; allowed).
 	RetriedGETs int

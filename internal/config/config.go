@@ -65,6 +65,12 @@ type Config struct {
 	CORS map[string]*CORSPolicy `yaml:"cors"`
 	// Compression gzips the responses of every route when enabled.
 	Compression Compression `yaml:"compression"`
+
+	// ServiceList, set by the Spring import when the discovery locator is
+	// on, is the registry whose services each get a route (the service
+	// name is not used). The routes are in Routes: the gateway re-imports
+	// the file whenever the list changes. Not a native config key.
+	ServiceList *Discovery `yaml:"-"`
 }
 
 // Server configures the downstream (proxy) listener and the settings of the

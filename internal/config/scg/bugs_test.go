@@ -92,9 +92,19 @@ func TestProperties(t *testing.T) {
 		!strings.Contains(w, "application.properties:16:1: ignored: a document for profile \"prod\"") {
 		t.Errorf("warnings:\n%s", w)
 	}
-	_, err = Convert("bad.properties", []byte("spring.cloud.gateway.routes[x].id=a\n"), noEnv)
-	if err == nil || !strings.Contains(err.Error(), `bad.properties:1:1: spring.cloud.gateway.routes[x].id: "spring.cloud.gateway.routes[x].id": "x" is not a list index`) {
+	_, err = Convert("bad.properties", []byte("spring.cloud.gateway.routes[20000].id=a\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), `bad.properties:1:1: spring.cloud.gateway.routes[20000].id: "spring.cloud.gateway.routes[20000].id": "20000" is not a list index`) {
 		t.Errorf("bad index: %v", err)
+	}
+	// [x] that is not a number is a map key, as Spring binds it (args[pattern]); routes are a list.
+	_, errs, _ := Import("bad.properties", []byte("spring.cloud.gateway.routes[x].id=a\n"), noEnv)
+	if !strings.Contains(errs.Error(), `bad.properties:1:1: spring.cloud.gateway.routes: expected a list of routes`) {
+		t.Errorf("a map key in a list: %v", errs)
+	}
+	res, err = Convert("args.properties", []byte("spring.cloud.gateway.routes[0].id=a\nspring.cloud.gateway.routes[0].uri=http://127.0.0.1:1\n"+
+		"spring.cloud.gateway.routes[0].predicates[0].name=Path\nspring.cloud.gateway.routes[0].predicates[0].args[pattern]=/a/**\n"), noEnv)
+	if err != nil || len(res.Errors) > 0 || !strings.Contains(string(res.Marshal()), "pattern: /a/**") {
+		t.Errorf("args[pattern]: %v %v\n%s", err, res.Errors, res.Marshal())
 	}
 }
 

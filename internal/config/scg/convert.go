@@ -49,6 +49,10 @@ type converter struct {
 	// defAt is where each converted predicate or filter was in its Spring
 	// list (a TokenRelay left out shifts the ones after it).
 	defAt map[*yaml.Node]string
+	// loc is the enabled discovery locator; services are the registry's
+	// services to write its routes for.
+	loc      *locatorSpec
+	services []string
 }
 
 // upstream is an upstream made for lb://NAME.
@@ -94,6 +98,7 @@ func (c *converter) convert() {
 			}
 		}
 	}
+	c.locatorRoutes()
 	c.redisBlock()
 	c.configCenters()
 	c.addJWT()
@@ -126,25 +131,6 @@ func (c *converter) convert() {
 		}
 	}
 	c.res.Native = doc
-}
-
-// locatorBlock handles discovery.locator: routes made for every registered
-// service. Its settings are ignored while it is off (its default).
-func (c *converter) locatorBlock(gw *prop) {
-	loc := gw.get("discovery.locator")
-	if loc == nil {
-		return
-	}
-	if p := loc.kid("enabled"); p != nil {
-		if on, ok := c.boolean(p); ok && on {
-			c.errorf(p.value, p.path, "not supported: routes created from service discovery; define the routes explicitly")
-			return
-		}
-	}
-	loc.unused(func(p *prop) {
-		p.used = true
-		c.warnf(p.value, p.path, "ignored: discovery routes are off")
-	})
 }
 
 // serverBlock converts server.port and server.address into server.listen.

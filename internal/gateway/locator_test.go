@@ -171,6 +171,11 @@ spring:
           uri: http://` + explicit.addr() + `
           predicates:
             - Path=/orders/**
+        - id: user-admin
+          uri: http://` + explicit.addr() + `
+          order: -1
+          predicates:
+            - Path=/user-service/admin/**
 `
 			path := filepath.Join(t.TempDir(), "application.yml")
 			if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
@@ -205,7 +210,8 @@ spring:
 			}
 			await("/user-service/api/me", "users /api/me")
 			await("/user-service", "users /")
-			await("/orders/1", "explicit /orders/1") // the file's route first
+			await("/orders/1", "orders /1")                                  // at equal order the locator's route first, as in Spring
+			await("/user-service/admin/x", "explicit /user-service/admin/x") // a file route with a lower order first
 			fileRoute := func() string {
 				for _, r := range g.Runtime().Config.Routes {
 					if r.ID == "orders-v2" {
@@ -222,7 +228,7 @@ spring:
 			await("/pay/charge", "404 Not Found")
 
 			await("/user-service/api/me", "users /api/me")
-			await("/orders/1", "explicit /orders/1")
+			await("/user-service/admin/x", "explicit /user-service/admin/x")
 			if g.Cluster("user-service") != before {
 				t.Error("the user-service upstream was rebuilt when another service came and went")
 			}

@@ -82,6 +82,14 @@ func (c *converter) convert() {
 	c.server = mapNode(c.root.value)
 	c.serverBlock()
 	c.securityBlock()
+	// The discovery locator's routes come first: Spring registers its
+	// route locator before the properties' one, and sorting by order keeps that.
+	for _, r := range gatewayRoots {
+		if gw := c.root.get(r); gw != nil {
+			c.locatorBlock(gw)
+		}
+	}
+	c.locatorRoutes()
 	for _, r := range gatewayRoots {
 		gw := c.root.get(r)
 		if gw == nil {
@@ -91,14 +99,12 @@ func (c *converter) convert() {
 		c.filtersBlock(gw)
 		c.corsBlock(gw)
 		c.httpClient(gw, r)
-		c.locatorBlock(gw)
 		if p := gw.kid("enabled"); p != nil {
 			if on, ok := c.boolean(p); ok && !on {
 				c.errorf(p.value, p.path, "not supported: the gateway is disabled; Sluice has no disabled mode")
 			}
 		}
 	}
-	c.locatorRoutes()
 	c.redisBlock()
 	c.configCenters()
 	c.addJWT()

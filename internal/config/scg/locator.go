@@ -12,7 +12,7 @@ import (
 // The discovery locator (spring.cloud.gateway.discovery.locator) makes a
 // route for every service the registry lists, as Spring Cloud Gateway's
 // DiscoveryClientRouteDefinitionLocator does. The import writes those
-// routes for the services it is given (Convert's services), after the
+// routes for the services it is given (Convert's services), before the
 // file's own routes, and names the registry to list in
 // Result.ServiceList; the gateway follows the list and imports the file
 // again whenever it changes.
@@ -183,8 +183,11 @@ func (c *converter) defTemplates(p *prop) []defTemplate {
 // serviceNameRE is a service id usable in lb://NAME.
 var serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,252})$`)
 
-// locatorRoutes writes a route for each service, after the file's own
-// routes, so that at equal order the file's routes are tried first.
+// locatorRoutes writes a route for each service, before the file's own
+// routes: Spring's GatewayDiscoveryClientAutoConfiguration runs before
+// GatewayAutoConfiguration, so its route locator is listed (and its routes
+// read) before the properties' one, and the stable sort by order keeps
+// them first at equal order.
 func (c *converter) locatorRoutes() {
 	spec := c.loc
 	if spec == nil {

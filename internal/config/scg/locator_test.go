@@ -15,6 +15,9 @@ import (
 // file's SpEL predicates and filters, evaluated for the service), after
 // the file's own routes; include-expression picks the services;
 // lower-case-service-id lowers the id in the predicates and filters only.
+// They come before the file's routes, as in Spring, whose
+// GatewayDiscoveryClientAutoConfiguration registers its route locator
+// before the properties' one.
 func TestLocatorRoutes(t *testing.T) {
 	const eureka = "eureka.client.service-url.defaultZone: http://127.0.0.1:8761/eureka/\n"
 	const explicit = "spring.cloud.gateway.routes:\n  - id: orders\n    uri: http://127.0.0.1:9001\n    predicates: [Path=/orders/**]\n"
@@ -24,11 +27,12 @@ func TestLocatorRoutes(t *testing.T) {
 		want       []string // "id uri predicates filters" of each route
 		err        string
 	}{
-		{desc: "Spring's defaults, after the file's routes",
+		{desc: "Spring's defaults, before the file's routes (as Spring lists them)",
 			file: explicit + "spring.cloud.gateway.discovery.locator.enabled: true\n" + eureka, services: []string{"USER-SERVICE", "orders"},
-			want: []string{"orders http://127.0.0.1:9001 [Path=/orders/**] []",
+			want: []string{
 				"ReactiveCompositeDiscoveryClient_USER-SERVICE lb://USER-SERVICE [Path{pattern=/USER-SERVICE/**}] [RewritePath{regexp=/USER-SERVICE/?(?<remaining>.*),replacement=/${remaining}}]",
-				"ReactiveCompositeDiscoveryClient_orders lb://orders [Path{pattern=/orders/**}] [RewritePath{regexp=/orders/?(?<remaining>.*),replacement=/${remaining}}]"}},
+				"ReactiveCompositeDiscoveryClient_orders lb://orders [Path{pattern=/orders/**}] [RewritePath{regexp=/orders/?(?<remaining>.*),replacement=/${remaining}}]",
+				"orders http://127.0.0.1:9001 [Path=/orders/**] []"}},
 		{desc: "the 4.x prefix, lower-case ids, an include-expression, SpEL shortcut forms",
 			file: "spring.cloud.gateway.server.webflux.discovery.locator:\n  enabled: true\n  lower-case-service-id: true\n" +
 				"  include-expression: serviceId.startsWith('U') and !serviceId.endsWith('-ADMIN')\n" +

@@ -82,6 +82,10 @@ type Server struct {
 	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded headers
 	// are believed. A single IP is stored as a full-length prefix.
 	TrustedProxies []netip.Prefix `yaml:"trusted_proxies"`
+	// HostIncludePort makes Host predicates match the request's Host header
+	// with its port, as Spring Cloud Gateway does (its include-port); by
+	// default the port is ignored on both sides.
+	HostIncludePort bool `yaml:"host_include_port"`
 	// UntrustedHeaders are request headers removed unless the peer is one
 	// of TrustedProxies: forged client addresses and original paths.
 	UntrustedHeaders  []string      `yaml:"untrusted_headers"`

@@ -150,7 +150,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 	}
 	preds := route.Predicates()
 	filters := builtin.Filters()
-	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies}
+	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies, HostIncludePort: cfg.Server.HostIncludePort}
 	table := &proxy.Table{TrustedProxies: cfg.Server.TrustedProxies, UntrustedHeaders: canonicalHeaders(cfg.Server.UntrustedHeaders)}
 	var prevGlobal *routeLimiter
 	if prev != nil {
@@ -309,7 +309,7 @@ func CheckDefinitions(cfg *config.Config) config.Errors {
 	table := &proxy.Table{} // never used: nothing runs
 	_, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters, withRedis(filterEnv(cfg, "", table), rc))
 	errs = append(errs, ferrs...)
-	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies}
+	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies, HostIncludePort: cfg.Server.HostIncludePort}
 	for _, r := range cfg.Routes {
 		env.RouteID = r.ID
 		for _, d := range r.Predicates {

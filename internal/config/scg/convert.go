@@ -105,6 +105,7 @@ func (c *converter) convert() {
 			}
 		}
 	}
+	c.hostPort()
 	c.redisBlock()
 	c.configCenters()
 	c.addJWT()
@@ -137,6 +138,22 @@ func (c *converter) convert() {
 		}
 	}
 	c.res.Native = doc
+}
+
+// hostPort sets server.host_include_port: Spring Cloud Gateway's Host
+// predicate matches the Host header with its port (include-port, true by
+// default; all versions but 4.1.0, which ignored the port).
+func (c *converter) hostPort() {
+	on, at := true, c.root.value
+	for _, r := range gatewayRoots {
+		if p := c.root.get(r + ".predicate.host.include-port"); p != nil {
+			if b, ok := c.boolean(p); ok {
+				on, at = b, p.value
+				c.mapPath("server.host_include_port", p.path)
+			}
+		}
+	}
+	add(c.server, "host_include_port", boolNode(on, at))
 }
 
 // serverBlock converts server.port and server.address into server.listen.

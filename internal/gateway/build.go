@@ -161,6 +161,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 	table.Limit = rt.global.get()
 	global, gerrs := globalFilters(cfg)
 	errs = append(errs, gerrs...)
+	errs = append(errs, checkForwards(cfg)...)
 	defaults, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters, withRedis(filterEnv(cfg, "", table), rt.Redis))
 	errs = append(errs, ferrs...)
 	var routes []route.Route
@@ -320,7 +321,7 @@ func CheckDefinitions(cfg *config.Config) config.Errors {
 		_, ferrs := buildFilters(cfg, r.Filters, filters, withRedis(filterEnv(cfg, r.ID, table), rc))
 		errs = append(errs, ferrs...)
 	}
-	return errs
+	return append(errs, checkForwards(cfg)...)
 }
 
 func checkPredicate(cfg *config.Config, preds map[string]route.Factory, d config.Definition, env *route.Env) *config.Error {

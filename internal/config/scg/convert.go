@@ -123,6 +123,12 @@ func (c *converter) convert() {
 			}
 		}
 	}
+	if p := c.root.get("spring.profiles.active"); p != nil {
+		p.markAll() // it chose the profiles' documents (applyProfiles)
+		if v, ok := c.env("SPRING_PROFILES_ACTIVE"); ok {
+			c.warnf(p.value, p.path, "ignored: SPRING_PROFILES_ACTIVE=%q overrides it, as in Spring", v)
+		}
+	}
 	c.root.unused(c.leftover)
 
 	doc := mapNode(c.root.value)
@@ -1047,6 +1053,34 @@ func (c *converter) extraDocument(root *yaml.Node) {
 	for _, p := range leaves {
 		c.leftover(p)
 	}
+}
+
+// applyProfiles merges the later documents of the active profiles into the
+// first, in file order, as Spring Boot applies them, and returns the other
+// documents.
+func (c *converter) applyProfiles(root *yaml.Node, extra []*yaml.Node) (*yaml.Node, []*yaml.Node) {
+	noop := func(*yaml.Node, string, string, ...any) {}
+	c.root = newTree(root, noop)
+	var rest []*yaml.Node
+	for _, d := range extra {
+		if d.Kind != yaml.MappingNode {
+			rest = append(rest, d)
+			continue
+		}
+		tree := newTree(d, noop)
+		on := tree.get("spring.config.activate.on-profile")
+		if on == nil {
+			on = tree.get("spring.profiles")
+		}
+		active, _ := c.activeProfiles()
+		if on == nil || !on.isScalar() || !slices.ContainsFunc(active, func(p string) bool { return slices.Contains(splitList(on.value.Value), p) }) {
+			rest = append(rest, d)
+			continue
+		}
+		root = mergeDocument(root, d)
+		c.root = newTree(root, noop)
+	}
+	return root, rest
 }
 
 // activeProfiles are the profiles Spring activates: SPRING_PROFILES_ACTIVE,

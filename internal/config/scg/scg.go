@@ -103,6 +103,7 @@ func ConvertServices(file string, data []byte, env Env, services []string) (*Res
 
 		services: services,
 	}
+	root, extra = c.applyProfiles(root, extra)
 	c.root = newTree(root, func(n *yaml.Node, path, format string, a ...any) { c.errorf(n, path, format, a...) })
 	c.convert()
 	for _, d := range extra {

@@ -96,6 +96,7 @@ func (c *converter) convert() {
 			continue
 		}
 		c.routesBlock(gw)
+		c.forwardedBlock(gw)
 		c.filtersBlock(gw)
 		c.corsBlock(gw)
 		c.httpClient(gw, r)

@@ -45,7 +45,7 @@ func TestSpringCommands(t *testing.T) {
 		wantNotStdout string
 	}{
 		{name: "convert", argv: []string{"convert", "scg", valid}, wantCode: 0,
-			wantStdout: []string{"server:\n  listen: :8080\n  host_include_port: true\nroutes:\n  - id: api\n    uri: http://127.0.0.1:9001\n"},
+			wantStdout: []string{"server:\n  listen: :8080\n  host_include_port: true\n  forwarded_prefix: true\nroutes:\n  - id: api\n    uri: http://127.0.0.1:9001\n"},
 			wantStderr: []string{"warning: FILE:9:1: logging.level.root: ignored: not gateway configuration"}},
 		{name: "convert lists what it cannot convert, still converts, and fails", argv: []string{"convert", "scg", unsupported}, wantCode: 1,
 			wantStdout: []string{"      - TokenRelay=\n      - StripPrefx=1\n"},

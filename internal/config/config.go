@@ -86,6 +86,9 @@ type Server struct {
 	// with its port, as Spring Cloud Gateway does (its include-port); by
 	// default the port is ignored on both sides.
 	HostIncludePort bool `yaml:"host_include_port"`
+	// ForwardedPrefix sends X-Forwarded-Prefix: the start of the request
+	// path that a route's filters removed (Spring Cloud Gateway's default).
+	ForwardedPrefix bool `yaml:"forwarded_prefix"`
 	// UntrustedHeaders are request headers removed unless the peer is one
 	// of TrustedProxies: forged client addresses and original paths.
 	UntrustedHeaders  []string      `yaml:"untrusted_headers"`

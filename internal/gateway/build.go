@@ -199,7 +199,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 			BufferLimit:        r.Retry.BufferLimit,
 			Budget:             cluster.NewBudget(r.Retry.BudgetPercent, r.Retry.MinRetries),
 		}
-		chain := filter.Chain(applyRetriers(slices.Concat(global.forRoute(cfg.DefaultFilters, r.Filters), defaults, own), policy), &proxy.Forward{Cluster: c, Policy: policy})
+		chain := filter.Chain(applyRetriers(slices.Concat(global.forRoute(cfg.DefaultFilters, r.Filters), defaults, own), policy), &proxy.Forward{Cluster: c, Policy: policy, Prefix: cfg.Server.ForwardedPrefix})
 		lim := buildLimiter(r, prev)
 		if lim != nil {
 			rt.limiters[r.ID] = lim

@@ -164,7 +164,7 @@ var restartOnly = []string{
 // reload gives the proxy its new table (trusted proxies, global limit) and
 // access log; Stop reads the drain timings in force.
 var appliedByReload = []string{
-	"server.trusted_proxies", "server.host_include_port", "server.untrusted_headers", "server.response_timeout", "server.max_body_size",
+	"server.trusted_proxies", "server.host_include_port", "server.forwarded_prefix", "server.untrusted_headers", "server.response_timeout", "server.max_body_size",
 	"server.max_concurrent_requests", "server.queue",
 	"log.access_log", "log.access_fields", "log.access_sample_2xx",
 	"drain",

@@ -48,11 +48,22 @@ type Table struct {
 type Forward struct {
 	Cluster *cluster.Cluster
 	Policy  *cluster.Policy
+	// Prefix sends X-Forwarded-Prefix, the start of the path that filters
+	// removed (StripPrefix, RewritePath), as Spring Cloud Gateway does.
+	Prefix bool
 }
 
 func (f *Forward) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err := checkOutbound(r); err != nil {
 		return nil, err
+	}
+	if ex := exchange.From(r.Context()); f.Prefix && ex != nil {
+		if p := forwardedPrefix(ex.Path, r.URL.Path); p != "" {
+			if prior := r.Header["X-Forwarded-Prefix"]; len(prior) > 0 { // from a trusted proxy
+				p = strings.Join(prior, ",") + "," + p
+			}
+			r.Header["X-Forwarded-Prefix"] = []string{p}
+		}
 	}
 	if ex := exchange.From(r.Context()); ex != nil && ex.Traceparent != "" {
 		propagate(r.Header, ex)
@@ -187,6 +198,7 @@ func (h *Handler) serve(w *countingWriter, r *http.Request, ex *exchange.Exchang
 	}
 	ex.RouteID = rt.ID
 	ex.Upstream = rt.Upstream
+	ex.Path = path
 	if w.grpc != "" {
 		if d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout")); ok {
 			ex.Deadline = ex.Start.Add(d)

@@ -53,6 +53,8 @@ type converter struct {
 	// services to write its routes for.
 	loc      *locatorSpec
 	services []string
+	// forwardedPrefix: X-Forwarded-Prefix is sent (x-forwarded.prefix-enabled).
+	forwardedPrefix *bool
 }
 
 // upstream is an upstream made for lb://NAME.
@@ -107,6 +109,7 @@ func (c *converter) convert() {
 		}
 	}
 	c.hostPort()
+	add(c.server, "forwarded_prefix", boolNode(c.forwardedPrefix == nil || *c.forwardedPrefix, c.root.value))
 	c.redisBlock()
 	c.configCenters()
 	c.addJWT()

@@ -18,6 +18,12 @@ import (
 // Java regex of addresses) becomes server.trusted_proxies when it is a
 // list of addresses or address prefixes.
 func (c *converter) forwardedBlock(gw *prop) {
+	prefix := true
+	defer func() {
+		if c.forwardedPrefix == nil || !prefix {
+			c.forwardedPrefix = &prefix
+		}
+	}()
 	for _, group := range []string{"x-forwarded", "forwarded"} {
 		g := gw.kid(group)
 		if g == nil {
@@ -30,8 +36,8 @@ func (c *converter) forwardedBlock(gw *prop) {
 			}
 			name := canonical(p.name)
 			switch {
-			case strings.HasPrefix(name, "prefix"):
-				c.errorf(p.value, p.path, "not supported: Sluice does not send X-Forwarded-Prefix (the path a StripPrefix, RewritePath or PrefixPath removed)")
+			case name == "prefixenabled" && !on:
+				prefix = false
 			case on && (name == "enabled" || strings.HasSuffix(name, "enabled") || strings.HasSuffix(name, "append")):
 				c.warnf(p.value, p.path, "ignored: Sluice sends X-Forwarded-For, -Proto, -Host, -Port and Forwarded on every request, "+
 					"appending to the client's values when the client is a trusted proxy (trusted-proxies)")

@@ -207,11 +207,15 @@ func convert(argv []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	stdout.Write(res.Marshal())
-	for _, e := range res.Errors {
+	errs := res.Errors
+	if res.Locator != nil {
+		errs = append(errs, res.Locator)
+	}
+	for _, e := range errs {
 		fmt.Fprintln(stderr, "error:", e)
 	}
 	printWarnings(res.Warnings, stderr)
-	if len(res.Errors) > 0 {
+	if len(errs) > 0 {
 		return 1
 	}
 	return 0

@@ -30,6 +30,10 @@ func TestSpringCommands(t *testing.T) {
 		"      - StripPrefx=1",
 	)
 	native := writeConfig(t, "routes:", "  - id: api", "    uri: http://127.0.0.1:9001")
+	locator := writeConfig(t,
+		"spring.cloud.gateway.discovery.locator.enabled: true",
+		"eureka.client.service-url.defaultZone: http://127.0.0.1:8761/eureka/",
+	)
 	malformed := writeConfig(t, "spring:", "  cloud: [a", "server: 1")
 	tests := []struct {
 		name       string
@@ -41,11 +45,14 @@ func TestSpringCommands(t *testing.T) {
 		wantNotStdout string
 	}{
 		{name: "convert", argv: []string{"convert", "scg", valid}, wantCode: 0,
-			wantStdout: []string{"server:\n  listen: :8080\nroutes:\n  - id: api\n    uri: http://127.0.0.1:9001\n"},
+			wantStdout: []string{"server:\n  listen: :8080\n  host_include_port: true\n  forwarded_prefix: true\nroutes:\n  - id: api\n    uri: http://127.0.0.1:9001\n"},
 			wantStderr: []string{"warning: FILE:9:1: logging.level.root: ignored: not gateway configuration"}},
 		{name: "convert lists what it cannot convert, still converts, and fails", argv: []string{"convert", "scg", unsupported}, wantCode: 1,
 			wantStdout: []string{"      - TokenRelay=\n      - StripPrefx=1\n"},
 			wantStderr: []string{"error: FILE:5:9: spring.cloud.gateway.routes[0].filters[0]: not supported: TokenRelay: "}},
+		{name: "convert a discovery locator: validate accepts it, a native config cannot hold it", argv: []string{"convert", "scg", locator}, wantCode: 1,
+			wantStderr: []string{"error: FILE:1:49: spring.cloud.gateway.discovery.locator.enabled: not supported in a native config: the discovery locator's routes"}},
+		{name: "validate a discovery locator", argv: []string{"validate", "-c", locator}, wantCode: 0, wantStdout: []string{"ok\n"}},
 		{name: "convert a native config", argv: []string{"convert", "scg", native}, wantCode: 1,
 			wantStderr: []string{"FILE: not a Spring application.yml (no top-level spring key)"}},
 		{name: "convert malformed YAML", argv: []string{"convert", "scg", malformed}, wantCode: 1,

@@ -65,6 +65,12 @@ type Config struct {
 	CORS map[string]*CORSPolicy `yaml:"cors"`
 	// Compression gzips the responses of every route when enabled.
 	Compression Compression `yaml:"compression"`
+
+	// ServiceList, set by the Spring import when the discovery locator is
+	// on, is the registry whose services each get a route (the service
+	// name is not used). The routes are in Routes: the gateway re-imports
+	// the file whenever the list changes. Not a native config key.
+	ServiceList *Discovery `yaml:"-"`
 }
 
 // Server configures the downstream (proxy) listener and the settings of the
@@ -76,6 +82,13 @@ type Server struct {
 	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded headers
 	// are believed. A single IP is stored as a full-length prefix.
 	TrustedProxies []netip.Prefix `yaml:"trusted_proxies"`
+	// HostIncludePort makes Host predicates match the request's Host header
+	// with its port, as Spring Cloud Gateway does (its include-port); by
+	// default the port is ignored on both sides.
+	HostIncludePort bool `yaml:"host_include_port"`
+	// ForwardedPrefix sends X-Forwarded-Prefix: the start of the request
+	// path that a route's filters removed (Spring Cloud Gateway's default).
+	ForwardedPrefix bool `yaml:"forwarded_prefix"`
 	// UntrustedHeaders are request headers removed unless the peer is one
 	// of TrustedProxies: forged client addresses and original paths.
 	UntrustedHeaders  []string      `yaml:"untrusted_headers"`

@@ -5,11 +5,14 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Discovery finds an upstream's endpoints at run time, as an alternative to
@@ -286,4 +289,16 @@ func (ds *Discovery) String() string {
 		return fmt.Sprintf("%s %s at %s", ds.Type, ds.Service, strings.Join(ds.Servers, ","))
 	}
 	return ds.Type
+}
+
+// ParseDiscovery reads a discovery block on its own, as a converter from
+// another format builds it, with the checks and defaults of an upstream's
+// discovery. path names the block in errors.
+func ParseDiscovery(file string, n *yaml.Node, path string) (*Discovery, Errors) {
+	d := newDecoder(file)
+	ds := newValue(reflect.TypeFor[Discovery]()).Addr().Interface().(*Discovery)
+	d.decode(n, reflect.ValueOf(ds).Elem(), path)
+	d.checkDiscovery(ds, path)
+	d.errs.sort()
+	return ds, d.errs
 }

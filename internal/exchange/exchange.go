@@ -21,6 +21,7 @@ type Exchange struct {
 	Vars     []Var
 	Client   netip.Addr // the client, after trusted proxies
 	Host     string     // the Host the client asked for
+	Path     string     // the path the route matched, before filters changed it
 	Proto    string     // the client's protocol: HTTP/1.1, HTTP/2.0
 	Upstream string
 	Endpoint string // the endpoint of the last try

@@ -150,7 +150,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 	}
 	preds := route.Predicates()
 	filters := builtin.Filters()
-	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies}
+	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies, HostIncludePort: cfg.Server.HostIncludePort}
 	table := &proxy.Table{TrustedProxies: cfg.Server.TrustedProxies, UntrustedHeaders: canonicalHeaders(cfg.Server.UntrustedHeaders)}
 	var prevGlobal *routeLimiter
 	if prev != nil {
@@ -161,6 +161,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 	table.Limit = rt.global.get()
 	global, gerrs := globalFilters(cfg)
 	errs = append(errs, gerrs...)
+	errs = append(errs, checkForwards(cfg)...)
 	defaults, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters, withRedis(filterEnv(cfg, "", table), rt.Redis))
 	errs = append(errs, ferrs...)
 	var routes []route.Route
@@ -198,7 +199,7 @@ func build(cfg *config.Config, prev *Runtime, live bool) (*Runtime, error) {
 			BufferLimit:        r.Retry.BufferLimit,
 			Budget:             cluster.NewBudget(r.Retry.BudgetPercent, r.Retry.MinRetries),
 		}
-		chain := filter.Chain(applyRetriers(slices.Concat(global.forRoute(cfg.DefaultFilters, r.Filters), defaults, own), policy), &proxy.Forward{Cluster: c, Policy: policy})
+		chain := filter.Chain(applyRetriers(slices.Concat(global.forRoute(cfg.DefaultFilters, r.Filters), defaults, own), policy), &proxy.Forward{Cluster: c, Policy: policy, Prefix: cfg.Server.ForwardedPrefix})
 		lim := buildLimiter(r, prev)
 		if lim != nil {
 			rt.limiters[r.ID] = lim
@@ -309,7 +310,7 @@ func CheckDefinitions(cfg *config.Config) config.Errors {
 	table := &proxy.Table{} // never used: nothing runs
 	_, ferrs := buildFilters(cfg, cfg.DefaultFilters, filters, withRedis(filterEnv(cfg, "", table), rc))
 	errs = append(errs, ferrs...)
-	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies}
+	env := &route.Env{TrustedProxies: cfg.Server.TrustedProxies, HostIncludePort: cfg.Server.HostIncludePort}
 	for _, r := range cfg.Routes {
 		env.RouteID = r.ID
 		for _, d := range r.Predicates {
@@ -320,7 +321,7 @@ func CheckDefinitions(cfg *config.Config) config.Errors {
 		_, ferrs := buildFilters(cfg, r.Filters, filters, withRedis(filterEnv(cfg, r.ID, table), rc))
 		errs = append(errs, ferrs...)
 	}
-	return errs
+	return append(errs, checkForwards(cfg)...)
 }
 
 func checkPredicate(cfg *config.Config, preds map[string]route.Factory, d config.Definition, env *route.Env) *config.Error {

@@ -17,7 +17,7 @@ import (
 // The others need what the import does not do yet; each is listed with why.
 var corpusLoads = []string{
 	"application.properties", "bootstrap.properties", "consul-application.yml", "eureka-application.yml",
-	"kubernetes-application.yml", "nacos-gateway-application.yml", "profiles-application.yml", "security-application.yml", "static-application.yml",
+	"kubernetes-application.yml", "locator-application.yml", "locator-consul.properties", "locator-nacos-webflux-application.yml", "nacos-gateway-application.yml", "profiles-application.yml", "security-application.yml", "static-application.yml",
 }
 
 // TestSpringCorpus imports every corpus file unchanged, as `sluice validate`

@@ -316,6 +316,9 @@ func TestFilterArgumentsValidated(t *testing.T) {
 			want: `test.yaml:5:9: routes[0].filters[0]: Retry: retries: must be between 0 and 9, got 20`},
 		{name: "CircuitBreaker bad fallback", config: "routes:\n  - id: r\n    uri: http://127.0.0.1:1\n    filters:\n      - {name: CircuitBreaker, args: {fallbackUri: 'ftp://x'}}\n",
 			want: `test.yaml:5:9: routes[0].filters[0]: CircuitBreaker: fallbackUri: "ftp://x" is neither forward:/path nor an http(s) URL`},
+		{name: "CircuitBreaker forward to no route", config: "routes:\n  - id: r\n    uri: http://127.0.0.1:1\n    predicates: [Path=/api/**]\n    filters:\n      - CircuitBreaker=cb,forward:/fallback\n" +
+			"  - id: other\n    uri: http://127.0.0.1:1\n    predicates: [Path=/fallbacks/**]\n",
+			want: `test.yaml:6:9: routes[0].filters[0]: CircuitBreaker: fallbackUri "forward:/fallback": no route serves /fallback, so every fallback would answer 404`},
 		{name: "RequestSize bad size", config: "routes:\n  - id: r\n    uri: http://127.0.0.1:1\n    filters:\n      - RequestSize=5XB\n",
 			want: `test.yaml:5:9: routes[0].filters[0]: RequestSize: maxSize: "5XB" is not a size (like 5000, 1000B, 64KB or 5MB)`},
 		{name: "SecureHeaders unknown header", config: "default_filters:\n  - {name: SecureHeaders, args: {disable: [x-nope]}}\nroutes: []\n",

@@ -2,6 +2,10 @@ package gateway_test
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -278,5 +282,59 @@ func TestFilterRetryMethodsNarrowResets(t *testing.T) {
 				t.Errorf("backend read %d requests, want %d", hits.Load(), tc.wantHits)
 			}
 		})
+	}
+}
+
+// TestCircuitBreakerFallbackKeepsBody: a POST that fails over to a
+// forward: fallback reaches the fallback route with its whole body, whether
+// the backend read it before failing (a status in statusCodes), never took
+// it (connection refused), or the circuit was open; a body the backend read
+// beyond what is kept for the fallback is a 502, not a cut body.
+func TestCircuitBreakerFallbackKeepsBody(t *testing.T) {
+	t.Parallel()
+	reads := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // reads it all, then fails
+		w.WriteHeader(500)
+	}))
+	t.Cleanup(reads.Close)
+	dead := gatewaytest.ClosedAddr(t)
+	fb := gatewaytest.NewEcho(t, "fallback")
+	g := gatewaytest.Start(t, `
+		routes:
+		  - id: reads
+		    uri: http://`+reads.Listener.Addr().String()+`
+		    predicates: [Path=/reads/**]
+		    filters: ["CircuitBreaker=r,forward:/fallback,500"]
+		  - id: dead
+		    uri: http://`+dead+`
+		    predicates: [Path=/dead/**]
+		    filters: ["CircuitBreaker=d,forward:/fallback"]
+		  - id: fallback
+		    uri: http://`+fb.Addr()+`
+		    predicates: [Path=/fallback]
+		`)
+	c := gatewaytest.Client(t)
+	for _, tc := range []struct {
+		path string
+		size int
+		want int
+	}{
+		{"/reads/x", 100 << 10, 200}, {"/dead/x", 100 << 10, 200}, {"/dead/x", 1 << 20, 200}, {"/reads/x", 1 << 20, 502},
+	} {
+		body := bytes.Repeat([]byte("b"), tc.size)
+		req, _ := http.NewRequest(http.MethodPost, gatewaytest.URL(g, tc.path), bytes.NewReader(body))
+		resp, got := gatewaytest.Do(t, c, req)
+		if resp.StatusCode != tc.want {
+			t.Errorf("POST %s (%d bytes): %d %q, want %d", tc.path, tc.size, resp.StatusCode, got, tc.want)
+			continue
+		}
+		if tc.want != 200 {
+			continue
+		}
+		seen := gatewaytest.DecodeSeen(t, got)
+		sum := sha256.Sum256(body)
+		if seen.Path != "/fallback" || seen.BodyLen != int64(len(body)) || seen.BodySHA256 != hex.EncodeToString(sum[:]) {
+			t.Errorf("POST %s (%d bytes): the fallback saw %s with %d bytes (sha %s…)", tc.path, tc.size, seen.Path, seen.BodyLen, seen.BodySHA256[:min(8, len(seen.BodySHA256))])
+		}
 	}
 }

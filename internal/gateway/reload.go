@@ -24,10 +24,16 @@ func Check(path string, data []byte) (*config.Config, error) {
 
 // check is Check, also returning the warnings of a Spring import.
 func check(path string, data []byte) (*config.Config, config.Errors, error) {
+	return checkServices(path, data, nil)
+}
+
+// checkServices is check with the services the registry lists, for the
+// routes of a Spring file's discovery locator.
+func checkServices(path string, data []byte, services []string) (*config.Config, config.Errors, error) {
 	var cfg *config.Config
 	var errs, warnings config.Errors
 	if scg.IsSpring(data) {
-		cfg, errs, warnings = scg.Import(path, data, os.LookupEnv)
+		cfg, errs, warnings = scg.ImportServices(path, data, os.LookupEnv, services)
 	} else {
 		cfg, errs = config.ParseAll(path, data)
 	}
@@ -75,29 +81,46 @@ func (g *Gateway) reload() error {
 	if err != nil {
 		return err
 	}
-	cfg, warnings, err := check(g.path, data)
+	g.applyMu.Lock()
+	cfg, err := g.apply(data, g.services)
+	if err == nil {
+		g.data = data
+	}
+	g.applyMu.Unlock()
+	if err != nil {
+		return err
+	}
+	g.followServices(cfg.ServiceList)
+	return nil
+}
+
+// apply checks the file's contents data, importing a Spring file with the
+// services the discovery locator makes routes for, and swaps the result in.
+// The caller holds applyMu.
+func (g *Gateway) apply(data []byte, services []string) (*config.Config, error) {
+	cfg, warnings, err := checkServices(g.path, data, services)
 	for _, w := range warnings {
 		g.log.Warn("spring property not imported", "problem", w.Error())
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if cfg.Routes == nil {
-		return fmt.Errorf("%s: no routes: a reload to a config without routes would answer every request 404; write `routes: []` to mean it", g.path)
+	if cfg.Routes == nil && cfg.ServiceList == nil {
+		return nil, fmt.Errorf("%s: no routes: a reload to a config without routes would answer every request 404; write `routes: []` to mean it", g.path)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	old := g.runtime
 	if changed := restartChanges(old.Config, cfg); len(changed) > 0 {
-		return fmt.Errorf("%s: a restart is needed to change %s; nothing was reloaded", g.path, strings.Join(changed, ", "))
+		return nil, fmt.Errorf("%s: a restart is needed to change %s; nothing was reloaded", g.path, strings.Join(changed, ", "))
 	}
 	next, err := Build(cfg, old)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := g.proxy.SetAccessLog(cfg.Log.AccessLog, cfg.Log.AccessFields, cfg.Log.AccessSample2xx); err != nil {
 		Retire(next, old)
-		return err
+		return nil, err
 	}
 	g.proxy.SetTable(next.Table)
 	g.runtime = next
@@ -118,7 +141,7 @@ func (g *Gateway) reload() error {
 		}
 	}
 	g.log.Info("reloaded", "file", g.path, "routes", len(cfg.Routes), "upstreams", len(cfg.Upstreams), "upstreams_kept", kept)
-	return nil
+	return cfg, nil
 }
 
 // restartOnly are the config fields (YAML paths; a path covers what is
@@ -143,7 +166,7 @@ var restartOnly = []string{
 // reload gives the proxy its new table (trusted proxies, global limit) and
 // access log; Stop reads the drain timings in force.
 var appliedByReload = []string{
-	"server.trusted_proxies", "server.untrusted_headers", "server.response_timeout", "server.max_body_size",
+	"server.trusted_proxies", "server.host_include_port", "server.forwarded_prefix", "server.untrusted_headers", "server.response_timeout", "server.max_body_size",
 	"server.max_concurrent_requests", "server.queue",
 	"log.access_log", "log.access_fields", "log.access_sample_2xx",
 	"drain",

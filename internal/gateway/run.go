@@ -46,25 +46,45 @@ type Gateway struct {
 	// stopWatch ends the config file watch.
 	stopWatch chan struct{}
 
-	mu       sync.Mutex // serialises reloads
-	runtime  *Runtime
-	drainCh  chan struct{}
-	once     sync.Once
-	stopOnce sync.Once
+	mu      sync.Mutex // guards runtime
+	runtime *Runtime
+	// applyMu serialises reloads and the discovery locator's updates: data
+	// is the file's contents in force, services the registry's services
+	// its locator routes were made for.
+	applyMu  sync.Mutex
+	data     []byte
+	services []string
+	// lister follows the services of the locator's registry (listerMu).
+	listerMu   sync.Mutex
+	lister     *serviceLister
+	listerStop bool
+	drainCh    chan struct{}
+	once       sync.Once
+	stopOnce   sync.Once
 }
 
 // Start loads the config at path (native, or a Spring application.yml),
 // binds the listeners and starts serving.
 func Start(path string, log *slog.Logger) (*Gateway, error) {
-	cfg, err := load(path, log)
+	data, err := config.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return StartConfig(path, cfg, log)
+	cfg, err := load(path, data, log)
+	if err != nil {
+		return nil, err
+	}
+	return startConfig(path, cfg, data, log)
 }
 
 // StartConfig starts a gateway on an already parsed config. path is used for reloads.
 func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, error) {
+	return startConfig(path, cfg, nil, log)
+}
+
+// startConfig is StartConfig with the file's contents cfg came from (nil:
+// read the file again when the discovery locator needs it).
+func startConfig(path string, cfg *config.Config, data []byte, log *slog.Logger) (*Gateway, error) {
 	token, err := adminToken(cfg.Admin)
 	if err != nil {
 		return nil, err
@@ -76,7 +96,7 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{path: path, log: log, runtime: rt, drainCh: make(chan struct{}), metrics: metrics.New(), stopWatch: make(chan struct{})}
+	g := &Gateway{path: path, log: log, runtime: rt, drainCh: make(chan struct{}), metrics: metrics.New(), stopWatch: make(chan struct{}), data: data}
 	g.reloads = metrics.NewReloads(g.metrics.Registry)
 	g.proxy = &proxy.Handler{Log: log, Observer: g.metrics}
 	if err := g.proxy.SetAccessLog(cfg.Log.AccessLog, cfg.Log.AccessFields, cfg.Log.AccessSample2xx); err != nil {
@@ -162,6 +182,7 @@ func StartConfig(path string, cfg *config.Config, log *slog.Logger) (*Gateway, e
 	if cfg.Reload.Watch {
 		go g.watch(cfg.Reload.Interval, g.stopWatch)
 	}
+	g.followServices(cfg.ServiceList)
 	log.Info("sluice started", "listen", g.Addr(), "listeners", started, "admin", cfg.Admin.Listen, "routes", len(cfg.Routes), "upstreams", len(cfg.Upstreams))
 	return g, nil
 }
@@ -353,6 +374,7 @@ func (g *Gateway) Draining() <-chan struct{} { return g.drainCh }
 func (g *Gateway) Stop(force context.Context) string {
 	g.Drain()
 	g.stopOnce.Do(func() { close(g.stopWatch) })
+	g.stopServices()
 	// The drain's timings as the config in force says (a reload may have changed them).
 	d := g.Runtime().Config.Drain
 	g.drainer.Delay, g.drainer.Timeout = d.Delay, d.Timeout

@@ -142,6 +142,18 @@ func addrText(remoteAddr string, a netip.Addr) string {
 	return a.String()
 }
 
+// forwardedPrefix is the part of the path orig that was removed in front
+// of now, as Spring Cloud Gateway's XForwardedHeadersFilter finds it
+// (trailing slashes aside): /api/users/1 → /users/1 gives /api; no prefix
+// when now is not the end of orig.
+func forwardedPrefix(orig, now string) string {
+	o, n := strings.TrimSuffix(orig, "/"), strings.TrimSuffix(now, "/")
+	if !strings.HasSuffix(o, n) {
+		return ""
+	}
+	return o[:len(o)-len(n)]
+}
+
 // localPort is the port the request arrived on, as a string.
 func localPort(r *http.Request) string {
 	switch la := r.Context().Value(http.LocalAddrContextKey).(type) {

@@ -75,11 +75,22 @@ func (t *Table) release() {
 type Forward struct {
 	Cluster *cluster.Cluster
 	Policy  *cluster.Policy
+	// Prefix sends X-Forwarded-Prefix, the start of the path that filters
+	// removed (StripPrefix, RewritePath), as Spring Cloud Gateway does.
+	Prefix bool
 }
 
 func (f *Forward) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err := checkOutbound(r); err != nil {
 		return nil, err
+	}
+	if ex := exchange.From(r.Context()); f.Prefix && ex != nil {
+		if p := forwardedPrefix(ex.Path, r.URL.Path); p != "" {
+			if prior := r.Header["X-Forwarded-Prefix"]; len(prior) > 0 { // from a trusted proxy
+				p = strings.Join(prior, ",") + "," + p
+			}
+			r.Header["X-Forwarded-Prefix"] = []string{p}
+		}
 	}
 	if ex := exchange.From(r.Context()); ex != nil && ex.Traceparent != "" {
 		propagate(r.Header, ex)
@@ -256,6 +267,7 @@ func (h *Handler) serve(st *state, r *http.Request) (int, int64) {
 	}
 	ex.RouteID = rt.ID
 	ex.Upstream = rt.Upstream
+	ex.Path = path
 	if w.grpc != "" {
 		if d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout")); ok {
 			ex.Deadline = ex.Start.Add(d)

@@ -14,12 +14,15 @@ type hostPattern struct {
 	segs []segment
 }
 
-func compileHostPattern(raw string) (*hostPattern, error) {
+func compileHostPattern(raw string, withPort bool) (*hostPattern, error) {
 	if raw == "" {
 		return nil, fmt.Errorf("empty pattern")
 	}
-	// A port in the pattern is ignored, as it is in the request.
-	s := strings.TrimSuffix(normalizeHostPattern(raw), ".")
+	s := raw
+	if !withPort {
+		// A port in the pattern is ignored, as it is in the request.
+		s = strings.TrimSuffix(normalizeHostPattern(raw), ".")
+	}
 	parts, err := splitPattern(s, '.')
 	if err != nil {
 		return nil, err
@@ -106,9 +109,11 @@ func cutLabel(host string) (label, rest string, ok bool) {
 	return strings.Cut(host, ".")
 }
 
-// hostPredicate is Host: any of its patterns matches Input.Host.
+// hostPredicate is Host: any of its patterns matches Input.Host, or
+// Input.HostPort when withPort.
 type hostPredicate struct {
 	patterns []*hostPattern
+	withPort bool
 }
 
 // maxHostLen is the longest DNS name. Longer hosts match no pattern, which
@@ -116,12 +121,16 @@ type hostPredicate struct {
 const maxHostLen = 253
 
 func (p *hostPredicate) Match(in *Input) bool {
-	if len(in.Host) > maxHostLen {
+	host := in.Host
+	if p.withPort {
+		host = in.HostPort
+	}
+	if len(host) > maxHostLen+6 { // ":65535"
 		return false
 	}
 	for _, pat := range p.patterns {
 		n := in.Vars.n
-		if pat.match(in.Host, &in.Vars) {
+		if pat.match(host, &in.Vars) {
 			return true
 		}
 		in.Vars.n = n
@@ -129,13 +138,13 @@ func (p *hostPredicate) Match(in *Input) bool {
 	return false
 }
 
-func newHost(patterns []string) (Predicate, error) {
+func newHost(patterns []string, withPort bool) (Predicate, error) {
 	if len(patterns) == 0 {
 		return nil, errors.New("patterns: required")
 	}
-	p := &hostPredicate{}
+	p := &hostPredicate{withPort: withPort}
 	for _, raw := range patterns {
-		pat, err := compileHostPattern(raw)
+		pat, err := compileHostPattern(raw, withPort)
 		if err != nil {
 			return nil, fmt.Errorf("pattern %q: %w", raw, err)
 		}

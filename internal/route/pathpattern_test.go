@@ -173,6 +173,39 @@ func TestHost(t *testing.T) {
 	}
 }
 
+// TestHostIncludePort: with Env.HostIncludePort, Host matches the Host
+// header as sent, port included, as Spring Cloud Gateway's
+// HostRoutePredicateFactory does by default (AntPathMatcher with "."
+// against the header): a pattern without a port matches no request whose
+// Host header has one.
+func TestHostIncludePort(t *testing.T) {
+	env := &Env{HostIncludePort: true}
+	tests := []struct {
+		spec, url string
+		want      bool
+	}{
+		{"Host=**.example.com", "http://www.example.com/", true},
+		{"Host=**.example.com", "http://www.example.com:8080/", false},
+		{"Host=**.example.com:8080", "http://www.example.com:8080/", true},
+		{"Host=**.example.com:8080", "http://www.example.com:9090/", false},
+		{"Host=**.example.com:8080", "http://www.example.com/", false},
+		{"Host=**.example.com:*", "http://api.example.com:9090/", true},
+		{"Host=API.Example.com:8080", "http://api.example.COM:8080/", true},
+		{"Host={sub}.example.com:8080", "http://eu.example.com:8080/", true},
+	}
+	for _, tc := range tests {
+		p := mustPredicate(t, tc.spec, env)
+		in := mustInput(t, http.MethodGet, tc.url, nil)
+		if got := p.Match(in); got != tc.want {
+			t.Errorf("%s on %s = %v, want %v", tc.spec, tc.url, got, tc.want)
+		}
+		// Without include-port, the port is ignored on both sides.
+		if p := mustPredicate(t, tc.spec, nil); !p.Match(in) {
+			t.Errorf("%s (ports ignored) did not match %s", tc.spec, tc.url)
+		}
+	}
+}
+
 func TestHostFromRequest(t *testing.T) {
 	p := mustPredicate(t, "Host=**.example.com", nil)
 	in := mustInput(t, http.MethodGet, "http://WWW.Example.COM:8080/", nil)

@@ -25,6 +25,12 @@ type Env struct {
 	RouteID string
 	// Now returns the current time (After, Before, Between); nil means time.Now.
 	Now func() time.Time
+	// HostIncludePort makes Host patterns match the Host header with its
+	// port, as Spring Cloud Gateway does (include-port, its default): a
+	// pattern with a port matches that port only, one without a port
+	// matches only requests whose Host header has none. Off: the port is
+	// ignored on both sides.
+	HostIncludePort bool
 }
 
 func (e *Env) now() func() time.Time {
@@ -62,8 +68,8 @@ func Predicates() map[string]Factory {
 		},
 		"Host": {
 			Fields: []string{"patterns..."},
-			New: func(a args.Args, _ *Env) (Predicate, error) {
-				return newHost(a.Strings("patterns"))
+			New: func(a args.Args, env *Env) (Predicate, error) {
+				return newHost(a.Strings("patterns"), env != nil && env.HostIncludePort)
 			},
 		},
 		"Method": {

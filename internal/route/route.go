@@ -37,6 +37,9 @@ type Input struct {
 	// Host is the request host in lower case, without port, brackets or a
 	// trailing dot.
 	Host string
+	// HostPort is the Host header in lower case, as sent (with its port,
+	// if any): what Spring Cloud Gateway's Host predicate matches.
+	HostPort string
 	// Remote is the TCP peer address; it is invalid if Request.RemoteAddr
 	// cannot be parsed.
 	Remote netip.Addr
@@ -71,6 +74,7 @@ func (in *Input) Prepare(r *http.Request) error {
 		host = r.URL.Host
 	}
 	in.Host = normalizeHost(host)
+	in.HostPort = strings.ToLower(host)
 	in.Remote = parseRemote(r.RemoteAddr)
 	return nil
 }

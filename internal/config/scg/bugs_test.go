@@ -3,6 +3,7 @@ package scg
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSpringAccepts holds files that Spring Cloud Gateway accepts and the
@@ -36,18 +37,38 @@ func TestSpringAccepts(t *testing.T) {
 	}
 }
 
-// TestProfileActiveInFile: spring.profiles.active written in the file
-// activates a profile as the environment variable does, so its document is
-// not ignored (it changes the routes: an error, as any merged document).
+// TestProfileActiveInFile: the document of an active profile is applied
+// over the first, as Spring Boot applies it: its properties win (whatever
+// their spelling or dotting), a list replaces the whole list, mappings
+// merge. spring.profiles.active written in the file activates a profile;
+// SPRING_PROFILES_ACTIVE overrides it. Other profiles' documents are
+// ignored, and the warning names what made them inactive.
 func TestProfileActiveInFile(t *testing.T) {
-	file := "spring.profiles.active: dev\nspring.cloud.gateway.routes:\n  - id: a\n    uri: http://127.0.0.1:9001\n" +
-		"---\nspring.config.activate.on-profile: dev\nspring.cloud.gateway.routes:\n  - id: b\n    uri: http://127.0.0.1:9002\n" +
+	file := "spring.profiles.active: dev\nserver.port: 8081\nspring.cloud.gateway:\n  httpclient.connect-timeout: 1000\n  routes:\n" +
+		"    - id: a\n      uri: http://127.0.0.1:9001\n    - id: a2\n      uri: http://127.0.0.1:9001\n" +
+		"---\nspring.config.activate.on-profile: dev\nserver:\n  port: 9090\nspring.cloud.gateway.routes:\n  - id: b\n    uri: http://127.0.0.1:9002\n" +
+		"spring.cloud.gateway.httpclient.response-timeout: 5s\n" +
 		"---\nspring.config.activate.on-profile: prod\nserver.port: 80\n"
-	_, errs, warnings := Import("app.yml", []byte(file), noEnv)
-	if !strings.Contains(errs.Error(), "app.yml:6:1: not supported: a second document, which Spring applies over the first") {
-		t.Errorf("the active profile's document was not reported:\n%v", errs)
+	cfg, errs, warnings := Import("app.yml", []byte(file), noEnv)
+	if len(errs) > 0 {
+		t.Fatalf("errors:\n%v", errs)
 	}
-	if !strings.Contains(warnings.Error(), `app.yml:11:1: ignored: a document for profile "prod", which is not active (spring.profiles.active)`) {
+	if len(cfg.Routes) != 1 || cfg.Routes[0].ID != "b" || cfg.Server.Listen != ":9090" || cfg.Server.ResponseTimeout != 5*time.Second ||
+		cfg.UpstreamDefaults.ConnectTimeout != time.Second {
+		t.Errorf("dev not applied over the first document: routes %d (%s), listen %s, response timeout %s, connect timeout %s",
+			len(cfg.Routes), cfg.Routes[0].ID, cfg.Server.Listen, cfg.Server.ResponseTimeout, cfg.UpstreamDefaults.ConnectTimeout)
+	}
+	if !strings.Contains(warnings.Error(), `app.yml:19:1: ignored: a document for profile "prod", which is not active (spring.profiles.active)`) ||
+		strings.Contains(warnings.Error(), "spring.profiles.active: ignored") {
+		t.Errorf("warnings:\n%v", warnings)
+	}
+	// The environment variable wins over the file.
+	cfg, errs, warnings = Import("app.yml", []byte(file), envOf(map[string]string{"SPRING_PROFILES_ACTIVE": "prod"}))
+	if len(errs) > 0 || cfg.Server.Listen != ":80" || len(cfg.Routes) != 2 {
+		t.Errorf("prod: errors %v, listen %s, %d routes", errs, cfg.Server.Listen, len(cfg.Routes))
+	}
+	if !strings.Contains(warnings.Error(), `app.yml:11:1: ignored: a document for profile "dev", which is not active (SPRING_PROFILES_ACTIVE)`) ||
+		!strings.Contains(warnings.Error(), `app.yml:1:25: spring.profiles.active: ignored: SPRING_PROFILES_ACTIVE="prod" overrides it`) {
 		t.Errorf("warnings:\n%v", warnings)
 	}
 }
@@ -92,9 +113,19 @@ func TestProperties(t *testing.T) {
 		!strings.Contains(w, "application.properties:16:1: ignored: a document for profile \"prod\"") {
 		t.Errorf("warnings:\n%s", w)
 	}
-	_, err = Convert("bad.properties", []byte("spring.cloud.gateway.routes[x].id=a\n"), noEnv)
-	if err == nil || !strings.Contains(err.Error(), `bad.properties:1:1: spring.cloud.gateway.routes[x].id: "spring.cloud.gateway.routes[x].id": "x" is not a list index`) {
+	_, err = Convert("bad.properties", []byte("spring.cloud.gateway.routes[20000].id=a\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), `bad.properties:1:1: spring.cloud.gateway.routes[20000].id: "spring.cloud.gateway.routes[20000].id": "20000" is not a list index`) {
 		t.Errorf("bad index: %v", err)
+	}
+	// [x] that is not a number is a map key, as Spring binds it (args[pattern]); routes are a list.
+	_, errs, _ := Import("bad.properties", []byte("spring.cloud.gateway.routes[x].id=a\n"), noEnv)
+	if !strings.Contains(errs.Error(), `bad.properties:1:1: spring.cloud.gateway.routes: expected a list of routes`) {
+		t.Errorf("a map key in a list: %v", errs)
+	}
+	res, err = Convert("args.properties", []byte("spring.cloud.gateway.routes[0].id=a\nspring.cloud.gateway.routes[0].uri=http://127.0.0.1:1\n"+
+		"spring.cloud.gateway.routes[0].predicates[0].name=Path\nspring.cloud.gateway.routes[0].predicates[0].args[pattern]=/a/**\n"), noEnv)
+	if err != nil || len(res.Errors) > 0 || !strings.Contains(string(res.Marshal()), "pattern: /a/**") {
+		t.Errorf("args[pattern]: %v %v\n%s", err, res.Errors, res.Marshal())
 	}
 }
 

@@ -49,6 +49,12 @@ type converter struct {
 	// defAt is where each converted predicate or filter was in its Spring
 	// list (a TokenRelay left out shifts the ones after it).
 	defAt map[*yaml.Node]string
+	// loc is the enabled discovery locator; services are the registry's
+	// services to write its routes for.
+	loc      *locatorSpec
+	services []string
+	// forwardedPrefix: X-Forwarded-Prefix is sent (x-forwarded.prefix-enabled).
+	forwardedPrefix *bool
 }
 
 // upstream is an upstream made for lb://NAME.
@@ -78,22 +84,32 @@ func (c *converter) convert() {
 	c.server = mapNode(c.root.value)
 	c.serverBlock()
 	c.securityBlock()
+	// The discovery locator's routes come first: Spring registers its
+	// route locator before the properties' one, and sorting by order keeps that.
+	for _, r := range gatewayRoots {
+		if gw := c.root.get(r); gw != nil {
+			c.locatorBlock(gw)
+		}
+	}
+	c.locatorRoutes()
 	for _, r := range gatewayRoots {
 		gw := c.root.get(r)
 		if gw == nil {
 			continue
 		}
 		c.routesBlock(gw)
+		c.forwardedBlock(gw)
 		c.filtersBlock(gw)
 		c.corsBlock(gw)
 		c.httpClient(gw, r)
-		c.locatorBlock(gw)
 		if p := gw.kid("enabled"); p != nil {
 			if on, ok := c.boolean(p); ok && !on {
 				c.errorf(p.value, p.path, "not supported: the gateway is disabled; Sluice has no disabled mode")
 			}
 		}
 	}
+	c.hostPort()
+	add(c.server, "forwarded_prefix", boolNode(c.forwardedPrefix == nil || *c.forwardedPrefix, c.root.value))
 	c.redisBlock()
 	c.configCenters()
 	c.addJWT()
@@ -109,6 +125,12 @@ func (c *converter) convert() {
 				svc.markAll()
 				c.warnf(svc.key, svc.path, "ignored: no route has uri lb://%s", svc.name)
 			}
+		}
+	}
+	if p := c.root.get("spring.profiles.active"); p != nil {
+		p.markAll() // it chose the profiles' documents (applyProfiles)
+		if v, ok := c.env("SPRING_PROFILES_ACTIVE"); ok {
+			c.warnf(p.value, p.path, "ignored: SPRING_PROFILES_ACTIVE=%q overrides it, as in Spring", v)
 		}
 	}
 	c.root.unused(c.leftover)
@@ -128,23 +150,20 @@ func (c *converter) convert() {
 	c.res.Native = doc
 }
 
-// locatorBlock handles discovery.locator: routes made for every registered
-// service. Its settings are ignored while it is off (its default).
-func (c *converter) locatorBlock(gw *prop) {
-	loc := gw.get("discovery.locator")
-	if loc == nil {
-		return
-	}
-	if p := loc.kid("enabled"); p != nil {
-		if on, ok := c.boolean(p); ok && on {
-			c.errorf(p.value, p.path, "not supported: routes created from service discovery; define the routes explicitly")
-			return
+// hostPort sets server.host_include_port: Spring Cloud Gateway's Host
+// predicate matches the Host header with its port (include-port, true by
+// default; all versions but 4.1.0, which ignored the port).
+func (c *converter) hostPort() {
+	on, at := true, c.root.value
+	for _, r := range gatewayRoots {
+		if p := c.root.get(r + ".predicate.host.include-port"); p != nil {
+			if b, ok := c.boolean(p); ok {
+				on, at = b, p.value
+				c.mapPath("server.host_include_port", p.path)
+			}
 		}
 	}
-	loc.unused(func(p *prop) {
-		p.used = true
-		c.warnf(p.value, p.path, "ignored: discovery routes are off")
-	})
+	add(c.server, "host_include_port", boolNode(on, at))
 }
 
 // serverBlock converts server.port and server.address into server.listen.
@@ -1038,6 +1057,34 @@ func (c *converter) extraDocument(root *yaml.Node) {
 	for _, p := range leaves {
 		c.leftover(p)
 	}
+}
+
+// applyProfiles merges the later documents of the active profiles into the
+// first, in file order, as Spring Boot applies them, and returns the other
+// documents.
+func (c *converter) applyProfiles(root *yaml.Node, extra []*yaml.Node) (*yaml.Node, []*yaml.Node) {
+	noop := func(*yaml.Node, string, string, ...any) {}
+	c.root = newTree(root, noop)
+	var rest []*yaml.Node
+	for _, d := range extra {
+		if d.Kind != yaml.MappingNode {
+			rest = append(rest, d)
+			continue
+		}
+		tree := newTree(d, noop)
+		on := tree.get("spring.config.activate.on-profile")
+		if on == nil {
+			on = tree.get("spring.profiles")
+		}
+		active, _ := c.activeProfiles()
+		if on == nil || !on.isScalar() || !slices.ContainsFunc(active, func(p string) bool { return slices.Contains(splitList(on.value.Value), p) }) {
+			rest = append(rest, d)
+			continue
+		}
+		root = mergeDocument(root, d)
+		c.root = newTree(root, noop)
+	}
+	return root, rest
 }
 
 // activeProfiles are the profiles Spring activates: SPRING_PROFILES_ACTIVE,

@@ -168,7 +168,7 @@ func (n *propNode) set(key, value string, line, col, valueCol int) error {
 		return fmt.Errorf("a property without a name")
 	}
 	for _, seg := range splitKey(key) { // splitKey unbrackets [x] segments after a dot
-		name, idx := seg, []int(nil)
+		name, idx := seg, []string(nil)
 		if !strings.HasPrefix(seg, "[") && strings.HasSuffix(seg, "]") {
 			open := strings.IndexByte(seg, '[')
 			if open < 0 {
@@ -180,17 +180,20 @@ func (n *propNode) set(key, value string, line, col, valueCol int) error {
 				if rest[0] != '[' || end < 0 {
 					return fmt.Errorf("%q: unbalanced brackets", key)
 				}
-				k, err := strconv.Atoi(rest[1:end])
-				if err != nil || k < 0 || k > maxIndex {
+				if k, err := strconv.Atoi(rest[1:end]); err == nil && (k < 0 || k > maxIndex) {
 					return fmt.Errorf("%q: %q is not a list index from 0 to %d", key, rest[1:end], maxIndex)
 				}
-				idx = append(idx, k)
+				idx = append(idx, rest[1:end]) // an index, or a map key (args[pattern]) as Spring binds it
 				rest = rest[end+1:]
 			}
 		}
 		n = n.child(name, line, col)
 		for _, k := range idx {
-			n = n.item(k, line, col)
+			if i, err := strconv.Atoi(k); err == nil {
+				n = n.item(i, line, col)
+			} else {
+				n = n.child(k, line, col)
+			}
 		}
 		if n == nil {
 			return fmt.Errorf("%q is both a value and a group of properties", key)

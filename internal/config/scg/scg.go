@@ -43,6 +43,16 @@ type Result struct {
 	// Warnings are the parts left out that do not change how requests are handled.
 	Warnings config.Errors
 
+	// ServiceList, when the discovery locator is on, is the native
+	// discovery block of the registry whose services get a route (its
+	// service is a placeholder); ServiceListPath is where the file
+	// configures that registry.
+	ServiceList     *yaml.Node
+	ServiceListPath string
+	// Locator, when the discovery locator is on, says that a native config
+	// cannot hold its routes: `sluice convert scg` lists it as an error.
+	Locator *config.Error
+
 	paths    map[string]string // native path → Spring property path
 	reported map[string]bool   // native paths whose problems Errors already holds
 }
@@ -71,6 +81,12 @@ func IsSpring(data []byte) bool {
 // placeholders with env. The error, config.Errors, is for a file that is not
 // well-formed YAML or not a mapping; every other problem is in the Result.
 func Convert(file string, data []byte, env Env) (*Result, error) {
+	return ConvertServices(file, data, env, nil)
+}
+
+// ConvertServices is Convert with the services the registry lists, for the
+// routes of the discovery locator (none without).
+func ConvertServices(file string, data []byte, env Env, services []string) (*Result, error) {
 	docs := documents
 	if isPropertiesFile(file, data) {
 		docs = properties
@@ -84,7 +100,10 @@ func Convert(file string, data []byte, env Env) (*Result, error) {
 		env:  env,
 		res:  &Result{paths: map[string]string{}, reported: map[string]bool{}},
 		ups:  map[string]*upstream{},
+
+		services: services,
 	}
+	root, extra = c.applyProfiles(root, extra)
 	c.root = newTree(root, func(n *yaml.Node, path, format string, a ...any) { c.errorf(n, path, format, a...) })
 	c.convert()
 	for _, d := range extra {
@@ -111,7 +130,13 @@ func (r *Result) Marshal() []byte {
 // must not be run then. Paths in errs and in the Config (Route.Path,
 // Definition.Path, Upstream.Path) are Spring property paths.
 func Import(file string, data []byte, env Env) (cfg *config.Config, errs, warnings config.Errors) {
-	res, err := Convert(file, data, env)
+	return ImportServices(file, data, env, nil)
+}
+
+// ImportServices is Import with the services the registry lists, for the
+// routes of the discovery locator; cfg.ServiceList names that registry.
+func ImportServices(file string, data []byte, env Env, services []string) (cfg *config.Config, errs, warnings config.Errors) {
+	res, err := ConvertServices(file, data, env, services)
 	if err != nil {
 		var es config.Errors
 		errors.As(err, &es)
@@ -137,6 +162,12 @@ func Import(file string, data []byte, env Env) (cfg *config.Config, errs, warnin
 		}
 	}
 	res.relabel(cfg)
+	if res.ServiceList != nil && cfg != nil {
+		ds, derrs := config.ParseDiscovery(file, res.ServiceList, res.ServiceListPath)
+		errs = append(errs, derrs...)
+		ds.Service = ""
+		cfg.ServiceList = ds
+	}
 	sortErrors(errs)
 	return cfg, slices.CompactFunc(errs, func(a, b *config.Error) bool { return *a == *b }), res.Warnings
 }

@@ -11,7 +11,8 @@ import (
 
 // Consul serves Consul's health endpoint, GET /v1/health/service/NAME, with
 // blocking queries (index, wait; X-Consul-Index) and the passing and tag
-// filters.
+// filters, and the catalog's service list, GET /v1/catalog/services, with
+// blocking queries too.
 type Consul struct {
 	server
 	svcs    *services
@@ -24,6 +25,7 @@ func NewConsul(t testing.TB) *Consul {
 	c := &Consul{svcs: newServices()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health/service/{service}", c.health)
+	mux.HandleFunc("GET /v1/catalog/services", c.catalog)
 	c.server = server{t: t, handler: mux}
 	c.start()
 	t.Cleanup(c.Stop)
@@ -44,6 +46,35 @@ func (c *Consul) Set(service string, tags []string, insts ...Instance) {
 	}
 	c.tags[service] = tags
 	c.svcs.mu.Unlock()
+}
+
+// catalog answers the names and tags of the services that have instances.
+func (c *Consul) catalog(w http.ResponseWriter, r *http.Request) {
+	c.Queries.Add(1)
+	q := r.URL.Query()
+	names, version, changed := c.svcs.names("")
+	if idx, err := strconv.ParseUint(q.Get("index"), 10, 64); err == nil && idx >= version {
+		wait, err := time.ParseDuration(q.Get("wait"))
+		if err != nil || wait <= 0 || wait > 10*time.Minute {
+			wait = 5 * time.Minute
+		}
+		select {
+		case <-changed:
+		case <-time.After(wait):
+		case <-r.Context().Done():
+			return
+		}
+		names, version, _ = c.svcs.names("")
+	}
+	doc := fixture("consul-catalog-services.json").(map[string]any)
+	clear(doc)
+	c.svcs.mu.Lock()
+	for _, name := range names {
+		doc[name] = append([]string{}, c.tags[name]...)
+	}
+	c.svcs.mu.Unlock()
+	w.Header().Set("X-Consul-Index", strconv.FormatUint(version, 10))
+	writeJSON(w, doc)
 }
 
 func (c *Consul) health(w http.ResponseWriter, r *http.Request) {

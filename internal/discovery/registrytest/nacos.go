@@ -11,8 +11,8 @@ import (
 	"testing"
 )
 
-// Nacos serves Nacos's Open API: POST /nacos/v1/auth/login and
-// GET /nacos/v1/ns/instance/list, and pushes changes over UDP to the
+// Nacos serves Nacos's Open API: POST /nacos/v1/auth/login,
+// GET /nacos/v1/ns/instance/list and GET /nacos/v1/ns/service/list, and pushes changes over UDP to the
 // clients that named a udpPort, as Nacos does for HTTP clients.
 type Nacos struct {
 	server
@@ -31,6 +31,7 @@ func NewNacos(t testing.TB) *Nacos {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /nacos/v1/auth/login", n.login)
 	mux.HandleFunc("GET /nacos/v1/ns/instance/list", n.list)
+	mux.HandleFunc("GET /nacos/v1/ns/service/list", n.serviceList)
 	n.server = server{t: t, handler: mux}
 	n.start()
 	t.Cleanup(n.Stop)
@@ -99,6 +100,29 @@ func (n *Nacos) list(w http.ResponseWriter, r *http.Request) {
 	}
 	n.Lists.Add(1)
 	writeJSON(w, n.body(key, svc, q.Get("groupName")))
+}
+
+// serviceList answers the services of a namespace and group that have
+// instances (Nacos removes an empty ephemeral service after a while), one
+// page of them.
+func (n *Nacos) serviceList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if n.Username != "" && q.Get("accessToken") != fixture("nacos-login.json").(map[string]any)["accessToken"] {
+		http.Error(w, "user not found!", http.StatusForbidden)
+		return
+	}
+	page, err1 := strconv.Atoi(q.Get("pageNo"))
+	size, err2 := strconv.Atoi(q.Get("pageSize"))
+	if err1 != nil || err2 != nil || page < 1 || size < 1 {
+		http.Error(w, "caused: Param 'pageNo' and 'pageSize' are required.;", http.StatusBadRequest)
+		return
+	}
+	names, _, _ := n.svcs.names(nacosKey(q.Get("namespaceId"), q.Get("groupName"), ""))
+	doc := fixture("nacos-service-list.json").(map[string]any)
+	doc["count"] = len(names)
+	from, to := min((page-1)*size, len(names)), min(page*size, len(names))
+	doc["doms"] = names[from:to]
+	writeJSON(w, doc)
 }
 
 // body is the recorded instance list with the hosts of key.

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -146,6 +148,21 @@ func (s *services) get(name string) ([]Instance, uint64, chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Instance(nil), s.byName[name]...), s.version, s.changed
+}
+
+// names returns the names under prefix (the prefix removed) that have
+// instances, sorted, and the version of the set.
+func (s *services) names(prefix string) ([]string, uint64, chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for name, insts := range s.byName {
+		if rest, ok := strings.CutPrefix(name, prefix); ok && len(insts) > 0 {
+			out = append(out, rest)
+		}
+	}
+	slices.Sort(out)
+	return out, s.version, s.changed
 }
 
 // clone deep-copies a decoded JSON value.

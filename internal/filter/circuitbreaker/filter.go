@@ -154,7 +154,11 @@ func (f *cbFilter) RoundTrip(r *http.Request, next http.RoundTripper) (*http.Res
 		if f.forward == nil && f.remote == nil {
 			return nil, &exchange.Error{Status: http.StatusServiceUnavailable, Reason: CircuitOpen, Err: &OpenError{f.name}}
 		}
-		return f.fallback(r, &OpenError{f.name})
+		return f.fallback(r, nil, &OpenError{f.name})
+	}
+	var kept *replayBody
+	if f.forward != nil || f.remote != nil {
+		kept = keepBody(r)
 	}
 	resp, err := next.RoundTrip(r)
 	if err != nil {
@@ -168,7 +172,7 @@ func (f *cbFilter) RoundTrip(r *http.Request, next http.RoundTripper) (*http.Res
 			return nil, err
 		}
 		f.b.Done(t, true)
-		return f.fallback(r, err)
+		return f.fallback(r, kept, err)
 	}
 	if slices.Contains(f.statuses, resp.StatusCode) {
 		f.b.Done(t, true)
@@ -176,21 +180,31 @@ func (f *cbFilter) RoundTrip(r *http.Request, next http.RoundTripper) (*http.Res
 			return resp, nil
 		}
 		resp.Body.Close()
-		return f.fallback(r, &StatusError{resp.StatusCode})
+		return f.fallback(r, kept, &StatusError{resp.StatusCode})
 	}
 	f.b.Done(t, false)
 	return resp, nil
 }
 
 // fallback answers r after cause: by the fallback, or with cause itself.
-func (f *cbFilter) fallback(r *http.Request, cause error) (*http.Response, error) {
+// The fallback gets the whole request body: CacheRequestBody's copy, or
+// kept, what the backend read of it and the rest, or the body unread.
+func (f *cbFilter) fallback(r *http.Request, kept *replayBody, cause error) (*http.Response, error) {
 	if f.forward == nil && f.remote == nil {
 		return nil, cause
 	}
 	ctx := context.WithValue(r.Context(), failureKey{}, cause)
 	var body io.ReadCloser
-	if r.GetBody != nil { // CacheRequestBody kept it
+	switch {
+	case r.GetBody != nil: // CacheRequestBody kept it
 		body, _ = r.GetBody()
+	case kept != nil:
+		var err error
+		if body, err = kept.detach(); err != nil {
+			return nil, err
+		}
+	case r.Body != nil && r.Body != http.NoBody: // the circuit was open: never sent
+		body = r.Body
 	}
 	if f.forward != nil {
 		out := r.Clone(ctx)
@@ -201,7 +215,9 @@ func (f *cbFilter) fallback(r *http.Request, cause error) (*http.Response, error
 		out.Body, out.ContentLength, out.TransferEncoding = body, 0, nil
 		if body != nil {
 			out.ContentLength = -1
-			if b, ok := body.(interface{ Len() int }); ok {
+			if r.ContentLength > 0 && r.GetBody == nil {
+				out.ContentLength = r.ContentLength // the whole body, as the client sent it
+			} else if b, ok := body.(interface{ Len() int }); ok {
 				out.ContentLength = int64(b.Len())
 			}
 		}
